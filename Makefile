@@ -1,0 +1,26 @@
+# make demo: the whole system on a local default.  make test: the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# The suite starts its own throwaway redis-server on a free port unless
+# REDIS_URL names a (disposable) server.
+test: $(VENV)/.installed
+	$(PY) -m pytest -q -p no:cacheprovider
+
+demo: $(VENV)/.installed
+	$(PY) -m kanban_redis.demo
+
+bench: $(VENV)/.installed
+	$(PY) bench/claims.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

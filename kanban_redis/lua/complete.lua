@@ -1,0 +1,40 @@
+-- complete: finish a claimed task (Board.complete), optionally claiming the next.
+--
+-- Guarantees: only the live claim token completes; the task becomes done with
+-- its result; children whose parents are now all finished leave todo in the
+-- same script; with claim_next the head of the same lane is claimed too
+-- (saves a round trip per task).
+-- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
+-- ARGV[1]  key prefix          ARGV[2]  now ms or ""
+-- ARGV[3]  task id             ARGV[4]  claim token
+-- ARGV[5]  result JSON or ""   ARGV[6]  "1" to claim the next task of the lane
+-- ARGV[7]  next claim token    ARGV[8]  worker ("" = the same)   ARGV[9]  ttl ms ("" = the same)
+-- Returns  {0, task JSON, next task JSON or false}
+--          {TASK_NOT_FOUND|STALE_CLAIM|RESTORING, detail}
+-- Events   'completed', 'promoted' for released children, 'claimed'; one log entry, op 'complete'.
+-- @include "lib"
+-- @include "claims"
+-- @include "claiming"
+
+local g = guard()
+if g then return g end
+
+local id = ARGV[3]
+local t, err = check_claim(id, ARGV[4])
+if not t then return err end
+local rev = touch(id)
+set_status(id, t, 'done', rev)
+end_lease(id)
+redis.call('HSET', key_task(id), 'completed_at', NOW)
+if ARGV[5] ~= '' then redis.call('HSET', key_task(id), 'result', ARGV[5]) end
+record(id, rev, 'completed', {attempt = tonumber(t.attempts), worker = t.claim_worker})
+release_children(id)
+
+local next_id = nil
+if ARGV[6] == '1' then
+  local worker = ARGV[8] ~= '' and ARGV[8] or t.claim_worker
+  local ttl = tonumber(ARGV[9] ~= '' and ARGV[9] or t.claim_ttl)
+  next_id = claim_head(lane_of(t), ARGV[7], worker, ttl)
+end
+local states = commit('complete')
+return {0, states[id], next_id and states[next_id] or false}

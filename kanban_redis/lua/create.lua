@@ -1,0 +1,76 @@
+-- create: add one or more tasks (Board.create / Board.create_many).
+--
+-- Guarantees: all specs are checked before anything is written; a spec whose
+-- idempotency key is known returns the existing task and writes nothing; a
+-- new task gets id = its first rev, lands in triage/todo as asked or, when
+-- runnable, in todo (parents open), scheduled (future not_before) or ready.
+-- The board's meta hash (incarnation, created_at) is set on first create.
+-- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
+-- ARGV[1]  key prefix          ARGV[2]  now ms or ""
+-- ARGV[3]  board name          ARGV[4]  incarnation id to use if the board is new
+-- ARGV[5]  JSON array of specs: {title, body?, assignee?, priority, parents[],
+--          idempotency_key?, max_attempts, not_before? (ms), status?, metadata? (JSON text), created_by?}
+-- Returns  {0, "1 0 ...", state1, state2, ...}: created flags and task JSON, in spec order
+--          {TASK_NOT_FOUND, parent id} when a parent does not exist
+-- Events   'created' per new task; one log entry with op 'create'.
+-- @include "lib"
+
+local g = guard()
+if g then return g end
+
+local specs = cjson.decode(ARGV[5])
+for _, s in ipairs(specs) do
+  for _, p in ipairs(s.parents) do
+    if redis.call('EXISTS', key_task(p)) == 0 then return fail(E.TASK_NOT_FOUND, p) end
+  end
+end
+
+redis.call('HSETNX', K_META, 'incarnation', ARGV[4])
+redis.call('HSETNX', K_META, 'created_at', NOW)
+
+local ids, flags = {}, {}
+for i, s in ipairs(specs) do
+  local existing = s.idempotency_key and redis.call('HGET', K_IDEM, s.idempotency_key)
+  if existing then
+    ids[i], flags[i] = existing, '0'
+  else
+    local rev = redis.call('INCR', K_SEQ)
+    local id = tostring(rev)
+    local t = {id = id, board = ARGV[3], title = s.title, status = 'todo', priority = tostring(s.priority),
+      max_attempts = tostring(s.max_attempts), attempts = '0', created_at = NOW}
+    local fields = {'id', id, 'board', ARGV[3], 'title', s.title, 'priority', s.priority,
+      'max_attempts', s.max_attempts, 'attempts', 0, 'created_at', NOW, 'updated_at', NOW, 'rev', rev}
+    for _, f in ipairs({'body', 'assignee', 'idempotency_key', 'not_before', 'metadata', 'created_by'}) do
+      if s[f] then
+        t[f] = s[f]
+        fields[#fields + 1] = f
+        fields[#fields + 1] = s[f]
+      end
+    end
+    if #s.parents > 0 then
+      t.parents = cjson.encode(s.parents)
+      fields[#fields + 1] = 'parents'
+      fields[#fields + 1] = t.parents
+    end
+    redis.call('HSET', key_task(id), unpack(fields))
+    touched[id] = true
+    touched_ids[#touched_ids + 1] = id
+    redis.call('ZADD', K_TASKS, rev, id)
+    for _, p in ipairs(s.parents) do redis.call('SADD', key_task_children(p), id) end
+    if s.idempotency_key then redis.call('HSET', K_IDEM, s.idempotency_key, id) end
+    local status = s.status
+    if not status or status == 'ready' or status == 'scheduled' then status = runnable_status(t) end
+    t.status = status
+    redis.call('HSET', key_task(id), 'status', status)
+    place(id, t, rev)
+    record(id, rev, 'created', {status = status})
+    ids[i], flags[i] = id, '1'
+  end
+end
+
+local states = commit('create')
+local reply = {0, table.concat(flags, ' ')}
+for i, id in ipairs(ids) do
+  reply[#reply + 1] = states[id] or cjson.encode(load(id))
+end
+return reply

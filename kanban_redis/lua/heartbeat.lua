@@ -1,0 +1,22 @@
+-- heartbeat: extend a live claim's lease (Board.heartbeat).
+--
+-- Leases are not board state: no seq bump, no change-log entry, no event.
+-- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
+-- ARGV[1]  key prefix          ARGV[2]  now ms or ""
+-- ARGV[3]  task id             ARGV[4]  claim token
+-- ARGV[5]  new ttl (ms), or "" for the ttl of the claim
+-- Returns  {0, new expiry ms} | {TASK_NOT_FOUND|STALE_CLAIM|RESTORING, detail}
+-- @include "lib"
+-- @include "claims"
+
+local g = guard()
+if g then return g end
+
+local id = ARGV[3]
+local t, err = check_claim(id, ARGV[4])
+if not t then return err end
+local ttl = tonumber(ARGV[5] ~= '' and ARGV[5] or t.claim_ttl)
+local expires = NOW + ttl
+redis.call('HSET', key_task(id), 'claim_expires_at', expires, 'heartbeat_at', NOW, 'claim_ttl', ttl)
+redis.call('ZADD', K_LEASES, expires, id)
+return {0, expires}

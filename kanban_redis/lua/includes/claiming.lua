@@ -1,0 +1,24 @@
+-- claiming: hand the head of a lane's ready queue to a worker.
+-- Used by claim.lua and by complete.lua (claim_next). Emits 'claimed'.
+
+-- Claims the next ready task of lane with token; returns its id or nil.
+local function claim_head(lane, token, worker, ttl_ms)
+  local head = redis.call('ZPOPMIN', key_ready(lane))
+  if #head == 0 then return nil end
+  local id = head[1]
+  local t = load(id)
+  local rev = touch(id)
+  local attempts = tonumber(t.attempts or '0') + 1
+  local expires = NOW + ttl_ms
+  t.claim_expires_at = expires
+  set_status(id, t, 'running', rev)
+  redis.call('HSET', key_task(id), 'attempts', attempts, 'claim_token', token, 'claim_worker', worker,
+    'claimed_at', NOW, 'claim_expires_at', expires, 'heartbeat_at', NOW, 'claim_ttl', ttl_ms)
+  if not t.started_at then redis.call('HSET', key_task(id), 'started_at', NOW) end
+  record(id, rev, 'claimed', {attempt = attempts, worker = worker, token = token})
+  -- one wake-up per pop: pass the signal on while the lane has more work
+  if redis.call('ZCARD', key_ready(lane)) > 0 then
+    redis.call('ZADD', key_signal(lane), 0, 'm')
+  end
+  return id
+end

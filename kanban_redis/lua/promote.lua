@@ -1,0 +1,14 @@
+-- promote: scheduled tasks whose not_before has passed become ready (Board.promote_due).
+--
+-- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
+-- ARGV[1]  key prefix          ARGV[2]  now ms or ""       ARGV[3]  most tasks to promote
+-- Returns  {0, count} | {RESTORING, detail}
+-- Events   'promoted' per task; one log entry, op 'promote', when any moved.
+-- @include "lib"
+-- @include "housekeeping"
+
+local g = guard()
+if g then return g end
+local n = promote_due(tonumber(ARGV[3]))
+commit('promote')
+return {0, n}

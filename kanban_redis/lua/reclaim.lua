@@ -1,0 +1,15 @@
+-- reclaim: running tasks whose lease expired go back to ready, or to blocked
+-- (kind 'transient') once attempts reached max_attempts (Board.reclaim_expired).
+--
+-- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
+-- ARGV[1]  key prefix          ARGV[2]  now ms or ""       ARGV[3]  most tasks to reclaim
+-- Returns  {0, count} | {RESTORING, detail}
+-- Events   'reclaimed' (+ 'blocked') per task; one log entry, op 'reclaim', when any moved.
+-- @include "lib"
+-- @include "housekeeping"
+
+local g = guard()
+if g then return g end
+local n = reclaim_expired(tonumber(ARGV[3]))
+commit('reclaim')
+return {0, n}

@@ -1,0 +1,1 @@
+"""The snapshotter: consistent point-in-time copies of a board in SQLite."""

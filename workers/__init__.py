@@ -1,0 +1,1 @@
+"""rq integration: ready tasks of a lane run as rq jobs under a board claim."""
