@@ -88,34 +88,33 @@ def w_raw(ctx: dict[str, Any], stop: float, lat: list[float]) -> int:
     return n
 
 
-def w_redis_next(ctx: dict[str, Any], stop: float, lat: list[float]) -> int:
-    """create + complete(claim_next): the claim rides on the previous completion."""
+def _claim_next_loop(ctx: dict[str, Any], stop: float, lat: list[float], batch: int) -> int:
+    """Lifecycles whose claim rides on the previous completion (complete(claim_next=True)).
+
+    ``batch`` 0: one create per lifecycle; else create_many(batch) whenever the lane runs dry.
+    """
     board, me = ctx["board"], ctx["me"]
     n, claim = 0, None
     while time.perf_counter() < stop:
-        board.create("bench")
+        if not batch:
+            board.create("bench")
         if claim is None:
+            if batch:
+                board.create_many([{"title": "bench"}] * batch)
             claim = _timed(lambda: board.claim(worker=me), lat)
             continue
         c = claim
         _, claim = _timed(lambda: board.complete(c.task.id, c.token, claim_next=True), lat)
         n += 1
     return n
+
+
+def w_redis_next(ctx: dict[str, Any], stop: float, lat: list[float]) -> int:
+    return _claim_next_loop(ctx, stop, lat, 0)
 
 
 def w_redis_batch(ctx: dict[str, Any], stop: float, lat: list[float]) -> int:
-    """create_many(100) whenever the lane runs dry, else complete(claim_next)."""
-    board, me = ctx["board"], ctx["me"]
-    n, claim = 0, None
-    while time.perf_counter() < stop:
-        if claim is None:
-            board.create_many([{"title": "bench"}] * BATCH)
-            claim = _timed(lambda: board.claim(worker=me), lat)
-            continue
-        c = claim
-        _, claim = _timed(lambda: board.complete(c.task.id, c.token, claim_next=True), lat)
-        n += 1
-    return n
+    return _claim_next_loop(ctx, stop, lat, BATCH)
 
 
 def w_create_many(ctx: dict[str, Any], stop: float, lat: list[float]) -> int:

@@ -32,7 +32,8 @@ def _lua_str(s: str) -> str:
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _preamble() -> str:
+def _preamble(body: str) -> str:
+    """The definitions ``body`` uses (each one costs time on every call of the script)."""
     codes = ", ".join(f"{c.name}={c.value}" for c in ErrorCode)
     moves = ", ".join(
         f"[{_lua_str(src)}]={{" + ", ".join(f"[{_lua_str(dst)}]=true" for dst in sorted(dsts)) + "}"
@@ -40,13 +41,16 @@ def _preamble() -> str:
     )
     lines = [
         f"local E = {{{codes}}}",
-        f"local MOVES = {{{moves}}}",
         f"local LOG_MAXLEN = {LOG_MAXLEN}",
         "local " + ", ".join(f"K_{name.upper()}" for name in SCRIPT_KEYS)
         + " = " + ", ".join(f"KEYS[{i}]" for i in range(1, len(SCRIPT_KEYS) + 1)),
         "local PREFIX = ARGV[1]",
     ]
+    if "MOVES[" in body:
+        lines.append(f"local MOVES = {{{moves}}}")
     for kind, (before, after) in DERIVED.items():
+        if f"key_{kind}(" not in body:
+            continue
         tail = f" .. {_lua_str(after)}" if after else ""
         lines.append(f"local function key_{kind}(x) return PREFIX .. {_lua_str(before)} .. x{tail} end")
     return "\n".join(lines) + "\n"
@@ -75,7 +79,8 @@ def source(name: str) -> str:
 
         return _INCLUDE.sub(one, text)
 
-    return _preamble() + expand(body)
+    text = expand(body)
+    return _preamble(text) + text
 
 
 class Scripts:

@@ -11,7 +11,7 @@ local g = guard()
 if g then return g end
 
 local id = ARGV[3]
-if redis.call('EXISTS', key_task(id)) == 0 then return fail(E.TASK_NOT_FOUND, id) end
+if not load(id) then return fail(E.TASK_NOT_FOUND, id) end
 local rev = touch(id)
 local c = cjson.encode({task_id = id, seq = rev, author = ARGV[4], body = ARGV[5], created_at = NOW})
 redis.call('RPUSH', key_task_comments(id), c)

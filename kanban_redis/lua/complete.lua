@@ -22,18 +22,19 @@ if g then return g end
 local id = ARGV[3]
 local t, err = check_claim(id, ARGV[4])
 if not t then return err end
+local lease_ms = t.claim_ttl
 local rev = touch(id)
 set_status(id, t, 'done', rev)
 end_lease(id)
-redis.call('HSET', key_task(id), 'completed_at', NOW)
-if ARGV[5] ~= '' then redis.call('HSET', key_task(id), 'result', ARGV[5]) end
+hset(id, 'completed_at', NOW)
+if ARGV[5] ~= '' then hset(id, 'result', ARGV[5]) end
 record(id, rev, 'completed', {attempt = tonumber(t.attempts), worker = t.claim_worker})
 release_children(id)
 
 local next_id = nil
 if ARGV[6] == '1' then
   local worker = ARGV[8] ~= '' and ARGV[8] or t.claim_worker
-  local ttl = tonumber(ARGV[9] ~= '' and ARGV[9] or t.claim_ttl)
+  local ttl = tonumber(ARGV[9] ~= '' and ARGV[9] or lease_ms)
   next_id = claim_head(lane_of(t), ARGV[7], worker, ttl)
 end
 local states = commit('complete')

@@ -35,6 +35,7 @@ for i, s in ipairs(specs) do
     ids[i], flags[i] = existing, '0'
   else
     local rev = redis.call('INCR', K_SEQ)
+    last_seq = rev
     local id = tostring(rev)
     local t = {id = id, board = ARGV[3], title = s.title, status = 'todo', priority = tostring(s.priority),
       max_attempts = tostring(s.max_attempts), attempts = '0', created_at = NOW}
@@ -52,16 +53,20 @@ for i, s in ipairs(specs) do
       fields[#fields + 1] = 'parents'
       fields[#fields + 1] = t.parents
     end
+    local status = s.status
+    if not status or status == 'ready' or status == 'scheduled' then status = runnable_status(t) end
+    t.status = status
+    fields[#fields + 1] = 'status'
+    fields[#fields + 1] = status
     redis.call('HSET', key_task(id), unpack(fields))
+    local stored = {}
+    for j = 1, #fields, 2 do stored[fields[j]] = as_stored(fields[j + 1]) end
+    cache[id] = stored
     touched[id] = true
     touched_ids[#touched_ids + 1] = id
     redis.call('ZADD', K_TASKS, rev, id)
     for _, p in ipairs(s.parents) do redis.call('SADD', key_task_children(p), id) end
     if s.idempotency_key then redis.call('HSET', K_IDEM, s.idempotency_key, id) end
-    local status = s.status
-    if not status or status == 'ready' or status == 'scheduled' then status = runnable_status(t) end
-    t.status = status
-    redis.call('HSET', key_task(id), 'status', status)
     place(id, t, rev)
     record(id, rev, 'created', {status = status})
     ids[i], flags[i] = id, '1'

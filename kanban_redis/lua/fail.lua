@@ -25,7 +25,7 @@ if not t then return err end
 local rev = touch(id)
 local attempts, max = tonumber(t.attempts), tonumber(t.max_attempts)
 end_lease(id)
-redis.call('HSET', key_task(id), 'error', ARGV[5])
+hset(id, 'error', ARGV[5])
 if ARGV[6] == '1' and attempts < max then
   local delay = tonumber(ARGV[7])
   if not delay then
@@ -33,8 +33,7 @@ if ARGV[6] == '1' and attempts < max then
   end
   record(id, rev, 'failed', {attempt = attempts, error = ARGV[5], retry_in_ms = delay})
   if delay > 0 then
-    t.not_before = NOW + delay
-    redis.call('HSET', key_task(id), 'not_before', t.not_before)
+    hset(id, 'not_before', NOW + delay)
     set_status(id, t, 'scheduled', rev)
   else
     set_status(id, t, 'ready', rev)

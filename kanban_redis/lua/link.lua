@@ -44,7 +44,7 @@ if not finished and (c.status == 'running' or c.status == 'done' or c.status == 
 end
 local rev = touch(child_id)
 parents[#parents + 1] = parent_id
-redis.call('HSET', key_task(child_id), 'parents', cjson.encode(parents))
+hset(child_id, 'parents', cjson.encode(parents))
 redis.call('SADD', key_task_children(parent_id), child_id)
 if not finished and (c.status == 'ready' or c.status == 'scheduled') then
   set_status(child_id, c, 'todo', rev)

@@ -20,7 +20,7 @@ local bad = check_move(t, to)
 if bad then return bad end
 local rev = touch(id)
 if to == 'blocked' then
-  redis.call('HSET', key_task(id), 'block_reason', ARGV[5] ~= '' and ARGV[5] or 'moved to blocked', 'block_kind', 'manual')
+  hset(id, 'block_reason', ARGV[5] ~= '' and ARGV[5] or 'moved to blocked', 'block_kind', 'manual')
 end
 apply_move(id, t, to, rev, 'moved', ARGV[5])
 return {0, commit('move')[id]}

@@ -19,6 +19,6 @@ local t = load(id)
 if not t then return fail(E.TASK_NOT_FOUND, id) end
 if t.status ~= 'blocked' then return fail(E.INVALID_TRANSITION, 'task is ' .. t.status .. ', not blocked') end
 local rev = touch(id)
-if t.block_kind == 'transient' then redis.call('HSET', key_task(id), 'attempts', 0) end
+if t.block_kind == 'transient' then hset(id, 'attempts', 0) end
 apply_move(id, t, runnable_status(t), rev, 'unblocked', '')
 return {0, commit('unblock')[id]}

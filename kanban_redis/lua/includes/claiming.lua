@@ -10,11 +10,10 @@ local function claim_head(lane, token, worker, ttl_ms)
   local rev = touch(id)
   local attempts = tonumber(t.attempts or '0') + 1
   local expires = NOW + ttl_ms
-  t.claim_expires_at = expires
-  set_status(id, t, 'running', rev)
-  redis.call('HSET', key_task(id), 'attempts', attempts, 'claim_token', token, 'claim_worker', worker,
+  if not t.started_at then hset(id, 'started_at', NOW) end
+  hset(id, 'attempts', attempts, 'claim_token', token, 'claim_worker', worker,
     'claimed_at', NOW, 'claim_expires_at', expires, 'heartbeat_at', NOW, 'claim_ttl', ttl_ms)
-  if not t.started_at then redis.call('HSET', key_task(id), 'started_at', NOW) end
+  set_status(id, t, 'running', rev)
   record(id, rev, 'claimed', {attempt = attempts, worker = worker, token = token})
   -- one wake-up per pop: pass the signal on while the lane has more work
   if redis.call('ZCARD', key_ready(lane)) > 0 then

@@ -25,7 +25,7 @@ local function reclaim_expired(limit)
     record(id, rev, 'reclaimed', {attempt = attempts, worker = t.claim_worker, reason = 'lease expired'})
     if attempts >= max then
       local why = 'lease expired on attempt ' .. attempts .. ' of ' .. max
-      redis.call('HSET', key_task(id), 'error', why)
+      hset(id, 'error', why)
       block_task(id, t, rev, why, 'transient')
     else
       set_status(id, t, 'ready', rev)

@@ -10,6 +10,9 @@
 -- Every change of a task goes through touch(), which bumps the board seq and
 -- gives the task that seq as its rev; commit() appends ONE change-log entry
 -- "<seq>-0" holding the full new state of every touched task.
+-- Task hashes are read once (load) and kept in memory; hset()/hdel() update
+-- that copy and buffer the write, and commit() sends one HSET (and HDEL) per
+-- task before logging the in-memory state: no second read, fewer calls.
 
 local NOW
 if ARGV[2] == '' then
@@ -29,20 +32,93 @@ local function guard()
   end
 end
 
+-- id -> the task's fields as this script has left them (loaded tasks only).
+local cache = {}
+-- id -> field -> new value, or false to delete; flushed by flush().
+local pending, pending_ids = {}, {}
+
+-- The task's fields (shared with later calls: change them through hset/hdel), or nil.
 local function load(id)
+  local t = cache[id]
+  if t then return t end
   local flat = redis.call('HGETALL', key_task(id))
   if #flat == 0 then return nil end
-  local t = {}
+  t = {}
   for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  cache[id] = t
   return t
 end
 
+-- A value as Redis stores it when a script passes it (numbers as %.17g).
+local function as_stored(v)
+  if type(v) == 'number' then return string.format('%.17g', v) end
+  return v
+end
+
+local function buffer(id, field, value)
+  local p = pending[id]
+  if not p then
+    p = {}
+    pending[id] = p
+    pending_ids[#pending_ids + 1] = id
+  end
+  p[field] = value
+end
+
+-- HSET id f1 v1 f2 v2 ...: buffered for a loaded task, written through otherwise.
+local function hset(id, ...)
+  local t = cache[id]
+  if not t then
+    redis.call('HSET', key_task(id), ...)
+    return
+  end
+  local kv = {...}
+  for i = 1, #kv, 2 do
+    local v = as_stored(kv[i + 1])
+    t[kv[i]] = v
+    buffer(id, kv[i], v)
+  end
+end
+
+-- HDEL id f1 f2 ...: buffered for a loaded task, written through otherwise.
+local function hdel(id, ...)
+  local t = cache[id]
+  if not t then
+    redis.call('HDEL', key_task(id), ...)
+    return
+  end
+  for _, f in ipairs({...}) do
+    t[f] = nil
+    buffer(id, f, false)
+  end
+end
+
+-- Sends the buffered writes: one HSET and at most one HDEL per task.
+local function flush()
+  for _, id in ipairs(pending_ids) do
+    local sets, dels = {}, {}
+    for f, v in pairs(pending[id]) do
+      if v then
+        sets[#sets + 1] = f
+        sets[#sets + 1] = v
+      else
+        dels[#dels + 1] = f
+      end
+    end
+    if #sets > 0 then redis.call('HSET', key_task(id), unpack(sets)) end
+    if #dels > 0 then redis.call('HDEL', key_task(id), unpack(dels)) end
+  end
+  pending, pending_ids = {}, {}
+end
+
 local touched_ids, touched, history = {}, {}, {}
+local last_seq = nil
 
 -- Bumps the board seq for one changed task and returns it (the task's new rev).
 local function touch(id)
   local rev = redis.call('INCR', K_SEQ)
-  redis.call('HSET', key_task(id), 'rev', rev, 'updated_at', NOW)
+  last_seq = rev
+  hset(id, 'rev', rev, 'updated_at', NOW)
   if not touched[id] then
     touched[id] = true
     touched_ids[#touched_ids + 1] = id
@@ -96,7 +172,7 @@ end
 local function set_status(id, t, status, rev)
   unplace(id, t)
   t.status = status
-  redis.call('HSET', key_task(id), 'status', status)
+  hset(id, 'status', status)
   place(id, t, rev)
 end
 
@@ -109,7 +185,8 @@ end
 local function unfinished_parents(t)
   local open = {}
   for _, p in ipairs(parents_of(t)) do
-    local st = redis.call('HMGET', key_task(p), 'status', 'completed_at')
+    local pt = cache[p]
+    local st = pt and {pt.status, pt.completed_at} or redis.call('HMGET', key_task(p), 'status', 'completed_at')
     if not (st[1] == 'done' or (st[1] == 'archived' and st[2])) then
       open[#open + 1] = p
     end
@@ -126,13 +203,13 @@ end
 
 -- Clears the claim of a task leaving running (the token stays as the last one).
 local function end_lease(id)
-  redis.call('HDEL', key_task(id), 'claim_expires_at', 'heartbeat_at', 'claim_ttl')
+  hdel(id, 'claim_expires_at', 'heartbeat_at', 'claim_ttl')
 end
 
 -- Moves a task to blocked with a reason and kind (the dead-letter column when 'transient').
 local function block_task(id, t, rev, reason, kind)
   set_status(id, t, 'blocked', rev)
-  redis.call('HSET', key_task(id), 'block_reason', reason, 'block_kind', kind)
+  hset(id, 'block_reason', reason, 'block_kind', kind)
   record(id, rev, 'blocked', {reason = reason, kind = kind})
 end
 
@@ -156,6 +233,7 @@ end
 
 -- Appends the change-log entry for everything touched; returns id -> JSON state.
 local function commit(op, extra)
+  flush()
   local states, parts = {}, {}
   for i, id in ipairs(touched_ids) do
     local j = cjson.encode(load(id))
@@ -163,7 +241,8 @@ local function commit(op, extra)
     parts[i] = j
   end
   if #touched_ids == 0 and not extra then return states end
-  local entry = {'XADD', K_LOG, 'MAXLEN', '~', LOG_MAXLEN, redis.call('GET', K_SEQ) .. '-0',
+  local seq = last_seq or redis.call('GET', K_SEQ)
+  local entry = {'XADD', K_LOG, 'MAXLEN', '~', LOG_MAXLEN, as_stored(seq) .. '-0',
     'op', op, 'at', NOW, 'tasks', '[' .. table.concat(parts, ',') .. ']',
     'events', '[' .. table.concat(history, ',') .. ']'}
   if extra then

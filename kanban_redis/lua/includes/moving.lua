@@ -21,13 +21,10 @@ end
 -- means "now" (not_before dropped), entering done releases children.
 local function apply_move(id, t, to, rev, kind, reason)
   local from = t.status
-  if from == 'blocked' then redis.call('HDEL', key_task(id), 'block_reason', 'block_kind') end
-  if to == 'ready' then
-    redis.call('HDEL', key_task(id), 'not_before')
-    t.not_before = nil
-  end
+  if from == 'blocked' then hdel(id, 'block_reason', 'block_kind') end
+  if to == 'ready' then hdel(id, 'not_before') end
   set_status(id, t, to, rev)
-  if to == 'done' then redis.call('HSET', key_task(id), 'completed_at', NOW) end
+  if to == 'done' then hset(id, 'completed_at', NOW) end
   record(id, rev, kind, {from = from, to = to, reason = reason})
   if to == 'done' then release_children(id) end
 end
