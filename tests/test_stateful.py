@@ -3,8 +3,10 @@
 After every step the board and the model must agree on each task's status,
 attempts, rev, claim token, block kind and history length, on every index
 (status sets, ready queues in claim order, leases, scheduled), on ``seq``,
-on the change log's length and on what its newest entry carries. The same
-machine runs on fakeredis and on the real server.
+on the change log's length and on what its newest entry carries; and the
+board rebuilt from the change log alone must equal every task's hash (lease
+times aside: heartbeats do not log). The same machine runs on fakeredis and
+on the real server; the clock is injected, so time is part of the model.
 """
 
 from __future__ import annotations
