@@ -20,7 +20,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
 from .config import Settings
-from .connection import connect, translate
+from .connection import connect, credentials_checked, translate
 from .errors import ErrorCode, InvalidInput, TaskNotFound, error_for
 from .inputs import (RESULT_MAX_BYTES, ClaimArgs, CommentArgs, Reason, TaskSpec, invalid, json_text,
                      tail_bytes, validated)
@@ -109,8 +109,14 @@ class Board:
         return list(reply)
 
     def _read(self, fn: Callable[[], T]) -> T:
+        """Run a command that is safe to repeat, retrying connection errors (not bad credentials)."""
+
+        def once() -> T:
+            with credentials_checked(self.redis):
+                return fn()
+
         with translate(self.redis):
-            return self._retry.call_with_retry(fn, lambda _e: None)
+            return self._retry.call_with_retry(once, lambda _e: None)
 
     @staticmethod
     def _task(state: Any) -> Task:

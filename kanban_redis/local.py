@@ -44,10 +44,11 @@ class RedisServer:
     Args:
         data_dir: where the server runs (and would write); a temp dir when None.
         persist: keep an append-only file in ``data_dir`` (off: nothing on disk).
+        extra_args: more ``redis-server`` options (e.g. ``("--requirepass", "pw")``).
     """
 
     def __init__(self, data_dir: str | Path | None = None, *, port: int | None = None,
-                 persist: bool = False, binary: str | None = None) -> None:
+                 persist: bool = False, binary: str | None = None, extra_args: tuple[str, ...] = ()) -> None:
         self.binary = binary or find_server()
         if self.binary is None:
             raise FileNotFoundError("redis-server not found (install it: apt-get install redis-server)")
@@ -55,6 +56,7 @@ class RedisServer:
         self.data_dir = Path(data_dir or self._tmp.name)  # type: ignore[union-attr]
         self.port = port or free_port()
         self.persist = persist
+        self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -65,23 +67,29 @@ class RedisServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "yes" if self.persist else "no", "--dir", str(self.data_dir),
-                "--daemonize", "no", "--loglevel", "warning"]
+                "--daemonize", "no", "--loglevel", "warning", *self.extra_args]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      start_new_session=True)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                client.ping()
-                return self
-            except redis.ConnectionError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
-                    self.stop()
-                    raise RuntimeError(f"redis-server on port {self.port} did not start: {err.strip()}")
-                time.sleep(0.02)
-            finally:
-                client.close()
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return self
+                except redis.AuthenticationError:
+                    return self  # up, and wants a password
+                except redis.ConnectionError:
+                    if self.proc.poll() is not None or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.02)
+        finally:
+            client.close()
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        _, err = self.proc.communicate(timeout=10)
+        self.proc = None
+        raise RuntimeError(f"redis-server on port {self.port} did not start: {err.decode(errors='replace').strip()}")
 
     def stop(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:

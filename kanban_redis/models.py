@@ -32,11 +32,14 @@ class Status(StrEnum):
 #: only claim, complete, fail and reclaim enter or leave it. Moving to
 #: ``ready`` also needs every parent done; to ``scheduled`` a future not_before.
 ALLOWED_MOVES: dict[Status, frozenset[Status]] = {
-    Status.TRIAGE: frozenset({Status.TODO, Status.READY, Status.BLOCKED, Status.DONE, Status.ARCHIVED}),
-    Status.TODO: frozenset({Status.TRIAGE, Status.READY, Status.BLOCKED, Status.DONE, Status.ARCHIVED}),
+    Status.TRIAGE: frozenset({Status.TODO, Status.READY, Status.BLOCKED, Status.REVIEW, Status.DONE,
+                              Status.ARCHIVED}),
+    Status.TODO: frozenset({Status.TRIAGE, Status.READY, Status.BLOCKED, Status.REVIEW, Status.DONE,
+                            Status.ARCHIVED}),
     Status.SCHEDULED: frozenset({Status.TRIAGE, Status.TODO, Status.READY, Status.BLOCKED, Status.ARCHIVED}),
-    Status.READY: frozenset({Status.TRIAGE, Status.TODO, Status.BLOCKED, Status.ARCHIVED}),
-    Status.BLOCKED: frozenset({Status.TRIAGE, Status.TODO, Status.READY, Status.DONE, Status.ARCHIVED}),
+    Status.READY: frozenset({Status.TRIAGE, Status.TODO, Status.BLOCKED, Status.REVIEW, Status.ARCHIVED}),
+    Status.BLOCKED: frozenset({Status.TRIAGE, Status.TODO, Status.READY, Status.REVIEW, Status.DONE,
+                               Status.ARCHIVED}),
     Status.REVIEW: frozenset({Status.TODO, Status.READY, Status.BLOCKED, Status.DONE, Status.ARCHIVED}),
     Status.DONE: frozenset({Status.ARCHIVED}),
     Status.ARCHIVED: frozenset({Status.TRIAGE, Status.TODO}),
