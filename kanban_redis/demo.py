@@ -26,7 +26,7 @@ def gateway(url: str, name: str, n: int) -> int:
     lane = LANES[n % len(LANES)]
     previous = None
     for i in range(TASKS_PER_GATEWAY):
-        parents = [previous] if previous and i % 3 == 0 else []
+        parents: list[str] = [previous] if previous and i % 3 == 0 else []
         previous = board.create(f"gw{n} task {i}", assignee=lane, parents=parents, priority=i % 4).id
     done = 0
     while True:

@@ -49,9 +49,10 @@ class RedisServer:
 
     def __init__(self, data_dir: str | Path | None = None, *, port: int | None = None,
                  persist: bool = False, binary: str | None = None, extra_args: tuple[str, ...] = ()) -> None:
-        self.binary = binary or find_server()
-        if self.binary is None:
+        found = binary or find_server()
+        if found is None:
             raise FileNotFoundError("redis-server not found (install it: apt-get install redis-server)")
+        self.binary: str = found
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="kanban-redis-")
         self.data_dir = Path(data_dir or self._tmp.name)  # type: ignore[union-attr]
         self.port = port or free_port()
