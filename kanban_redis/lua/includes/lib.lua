@@ -136,9 +136,12 @@ local function block_task(id, t, rev, reason, kind)
   record(id, rev, 'blocked', {reason = reason, kind = kind})
 end
 
--- Children of a finished task whose parents are now all finished leave todo.
+-- Children of a finished task whose parents are now all finished leave todo,
+-- in id order (SMEMBERS order is arbitrary): FIFO among equals holds for siblings.
 local function release_children(id)
-  for _, c in ipairs(redis.call('SMEMBERS', key_task_children(id))) do
+  local kids = redis.call('SMEMBERS', key_task_children(id))
+  table.sort(kids, function(a, b) return tonumber(a) < tonumber(b) end)
+  for _, c in ipairs(kids) do
     local ct = load(c)
     if ct and ct.status == 'todo' then
       local to = runnable_status(ct)
