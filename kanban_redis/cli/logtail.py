@@ -20,7 +20,12 @@ def _show(events: Iterable[Event], as_json: bool) -> None:
     click.get_text_stream("stdout").flush()
 
 
-@click.command()
+@click.command(epilog="""\b
+Examples:
+  kanban tail -n 50
+  kanban tail --follow --json | jq -c '{seq, op, ids: [.tasks[].id]}'
+  kanban tail --after 1200      # everything since seq 1200 (while the log keeps it)
+""")
 @click.option("--lines", "-n", "count", type=click.IntRange(min=0), default=10, show_default=True,
               help="How many past entries to print first.")
 @click.option("--after", type=click.IntRange(min=0), metavar="SEQ",

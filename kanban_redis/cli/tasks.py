@@ -60,7 +60,13 @@ def _print_task(task: Task, as_json: bool) -> None:
         out(f"{render.status_label(task.status)} {render.card(task, render.now())}")
 
 
-@click.command()
+@click.command(epilog="""\b
+Examples:
+  kanban create "Resize images" --lane gpu -p 5
+  kanban create "Publish" --parent 12 --parent 13 --json | jq -r .id
+  kanban create "Nightly report" --not-before +8h --idempotency-key report-2030-01-01
+  git log -1 --format=%B | kanban create "Review last commit" --body-file -
+""")
 @click.argument("title")
 @click.option("--body", default="", help="Description text.")
 @click.option("--body-file", type=click.File("r", encoding="utf-8"), help="Read the description from a file ('-': stdin).")
@@ -120,7 +126,11 @@ def show(app: App, task_id: str, as_json: bool) -> None:
                 out(line)
 
 
-@click.command(name="list")
+@click.command(name="list", epilog="""\b
+Examples:
+  kanban list --status ready --status running --lane gpu
+  kanban list -s blocked --json | jq -r '.[] | "\\(.id) \\(.block_reason)"'
+""")
 @click.option("--status", "-s", "statuses", type=STATUS, multiple=True, help="Only these statuses (repeatable).")
 @click.option("--lane", metavar="LANE", help="Only this lane.")
 @click.option("--limit", "-n", type=click.IntRange(min=1), default=100, show_default=True)

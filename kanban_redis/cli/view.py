@@ -55,7 +55,12 @@ def _lines(view: dict[str, Any]) -> list[str]:
     return lines
 
 
-@click.command(name="board")
+@click.command(name="board", epilog="""\b
+Examples:
+  kanban board
+  kanban board --watch --lane gpu --limit 10
+  kanban board --json | jq .counts
+""")
 @click.option("--lane", metavar="LANE", help="Only this lane ('' for unassigned tasks).")
 @click.option("--limit", "-n", type=click.IntRange(min=0), default=5, show_default=True, help="Cards per column.")
 @click.option("--watch", "-w", is_flag=True, help="Redraw on every change (and every --interval) until Ctrl-C.")
