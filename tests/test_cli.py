@@ -101,12 +101,16 @@ def test_board_columns_counts_and_lanes(env: dict[str, str], board: Board) -> No
     board.create("b", assignee="gpu", priority=9)
     board.create("c")
     board.block(a.id, reason="later")
+    for title, lane in (("d1", "gpu"), ("d2", None), ("d3", "gpu")):
+        board.move(board.create(title, assignee=lane, status="triage").id, "done")
     view = js(["board"], env)
     assert view["counts"]["ready"] == 2 and view["counts"]["blocked"] == 1 and view["seq"] == board.seq
-    assert view["lanes"] == {"": {"ready": 1}, "gpu": {"ready": 1, "blocked": 1}}
+    assert view["lanes"] == {"": {"ready": 1}, "gpu": {"ready": 1, "blocked": 1}}  # open statuses only
     assert [t["title"] for t in view["columns"]["ready"]] == ["b", "c"]  # priority first
+    assert [t["title"] for t in view["columns"]["done"]] == ["d3", "d2", "d1"]  # newest first
     gpu = js(["board", "--lane", "gpu", "--limit", "1"], env)
     assert gpu["counts"]["ready"] == 1 and [t["title"] for t in gpu["columns"]["ready"]] == ["b"]
+    assert gpu["counts"]["done"] == 2 and [t["title"] for t in gpu["columns"]["done"]] == ["d3"]
     text = ok(["board"], env)
     assert "READY (2)" in text and "BLOCKED (1)" in text and "gpu" in text and "\x1b[" not in text
 
@@ -239,6 +243,7 @@ def test_health_unreachable_redis_masks_the_password(env: dict[str, str]) -> Non
     (["show", "424242"], 3, "task 424242 not found"),
     (["move", "1", "sideways"], 2, "'sideways' is not one of"),
     (["create", "x", "--body-file", "/no/such/file"], 2, "No such file"),
+    (["create", "x", "--body-file", "/bin/sh"], 2, "not UTF-8 text"),
     (["create", "x", "--not-before", "tomorrowish"], 2, "ISO 8601"),
     (["create", "x", "--metadata", "[1]"], 2, "JSON object"),
     (["create", "x", "--parent", "999"], 3, "not found"),

@@ -67,27 +67,35 @@ def cards(board: Board, ids: list[str]) -> list[Task]:
     return [Task.from_fields(f) for f in fields_of(board, ids, CARD_FIELDS) if f.get("id")]
 
 
-def lane_counts(board: Board, statuses: Iterable[Status] = OPEN) -> dict[str, Counter[str]]:
-    """lane ("" for unassigned) -> status -> number of tasks, over ``statuses``."""
+def scan(board: Board, statuses: Iterable[Status], names: Iterable[str]) -> dict[Status, list[dict[str, str]]]:
+    """Fields ``id`` and ``names`` of every task in each status, read once for all uses."""
+    wanted = ["id", *(n for n in names if n != "id")]
+    return {s: [r for r in fields_of(board, ids_in(board, s), wanted) if r.get("id")] for s in statuses}
+
+
+def lane_counts(rows: dict[Status, list[dict[str, str]]]) -> dict[str, Counter[str]]:
+    """lane ("" for unassigned) -> status -> number of tasks, from :func:`scan` rows with ``assignee``."""
     lanes: dict[str, Counter[str]] = {}
-    for s in statuses:
-        for row in fields_of(board, ids_in(board, s), ("assignee",)):
-            lanes.setdefault(row.get("assignee", ""), Counter())[s.value] += 1
+    for status, found in rows.items():
+        for row in found:
+            lanes.setdefault(row.get("assignee", ""), Counter())[status.value] += 1
     return lanes
 
 
-def column(board: Board, status: Status, *, lane: str | None, limit: int) -> list[Task]:
-    """Up to ``limit`` cards of a status: open ones by priority (then age), finished ones newest first."""
-    if status in OPEN:
-        rows = fields_of(board, ids_in(board, status), ("id", "priority", "assignee"))
-        rows = [r for r in rows if r.get("id") and (lane is None or r.get("assignee", "") == lane)]
-        rows.sort(key=lambda r: (-int(r.get("priority", 0)), int(r["id"])))
-        return cards(board, [r["id"] for r in rows[:limit]])
-    if lane is None:
+def column(board: Board, status: Status, rows: list[dict[str, str]] | None, *, lane: str | None,
+           limit: int) -> list[Task]:
+    """Up to ``limit`` cards of a status: open ones by priority (then age), finished ones newest first.
+
+    ``rows`` are the status's :func:`scan` rows (with priority and assignee) when it was scanned.
+    """
+    if rows is None:  # not scanned: a finished column of the whole board
         return cards(board, ids_in(board, status, newest_first=True, limit=limit))
-    picked = [r["id"] for r in fields_of(board, ids_in(board, status, newest_first=True), ("id", "assignee"))
-              if r.get("id") and r.get("assignee", "") == lane]
-    return cards(board, picked[:limit])
+    mine = [r for r in rows if lane is None or r.get("assignee", "") == lane]
+    if status in OPEN:
+        mine.sort(key=lambda r: (-int(r.get("priority", 0)), int(r["id"])))
+    else:
+        mine.sort(key=lambda r: -int(r["id"]))
+    return cards(board, [r["id"] for r in mine[:limit]])
 
 
 def children(board: Board, task_id: str) -> list[str]:

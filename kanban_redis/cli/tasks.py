@@ -53,6 +53,14 @@ def _json_object(_ctx: click.Context, _param: click.Parameter, value: str | None
     return doc
 
 
+def _read_text(f: IO[str], option: str) -> str:
+    try:
+        return f.read()
+    except UnicodeDecodeError as e:
+        raise click.BadParameter(f"{f.name}: not UTF-8 text ({e.reason} at byte {e.start})",
+                                 param_hint=option) from None
+
+
 def _print_task(task: Task, as_json: bool) -> None:
     if as_json:
         emit_json(render.task_json(task))
@@ -88,7 +96,7 @@ def create(app: App, title: str, body: str, body_file: IO[str] | None, lane: str
            status: str | None, metadata: dict[str, Any] | None, created_by: str, as_json: bool) -> None:
     """Create a task; it lands in ready, or todo/scheduled while parents or not-before hold it."""
     if body_file is not None:
-        body = body_file.read()
+        body = _read_text(body_file, "--body-file")
     task = app.board.create(title, body=body, assignee=lane, priority=priority, parents=parents,
                             idempotency_key=idempotency_key, max_attempts=max_attempts, not_before=not_before,
                             status=status, metadata=metadata, created_by=created_by)
@@ -143,7 +151,7 @@ def list_(app: App, statuses: tuple[str, ...], lane: str | None, limit: int, as_
     found: list[Task] = []
     for status in statuses or (None,):
         found += board.list(status=status, assignee=lane, limit=limit + 1)
-    found.sort(key=lambda t: int(t.id) if t.id.isdigit() else 0)
+    found.sort(key=lambda t: int(t.id))
     more = len(found) > limit
     found = found[:limit]
     if as_json:
@@ -201,7 +209,7 @@ def unblock(app: App, task_id: str, as_json: bool) -> None:
 def comment(app: App, task_id: str, body: str | None, body_file: IO[str] | None, author: str, as_json: bool) -> None:
     """Add a comment to a task (BODY, or --file)."""
     if body_file is not None:
-        body = body_file.read()
+        body = _read_text(body_file, "--file")
     if not body:
         raise click.UsageError("give the comment as BODY or --file")
     c = app.board.comment(task_id, author=author, body=body)

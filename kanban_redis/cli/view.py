@@ -22,12 +22,13 @@ def collect(board: Board, lane: str | None, limit: int) -> dict[str, Any]:
     """Everything ``board`` shows, as plain data (also its --json form)."""
     seq = board.seq
     counts = queries.counts(board)
-    lanes = queries.lane_counts(board, Status if lane is not None else queries.OPEN)
+    rows = queries.scan(board, Status if lane is not None else queries.OPEN, ("priority", "assignee"))
+    lanes = queries.lane_counts(rows)
     if lane is not None:
         mine = lanes.get(lane, Counter())
         counts = {s: mine[s.value] for s in Status}
         lanes = {lane: mine}
-    columns = {s.value: [render.task_json(t) for t in queries.column(board, s, lane=lane, limit=limit)]
+    columns = {s.value: [render.task_json(t) for t in queries.column(board, s, rows.get(s), lane=lane, limit=limit)]
                for s in Status if counts[s]}
     return {"board": board.name, "seq": seq, "lane": lane, "counts": {s.value: n for s, n in counts.items()},
             "lanes": {name: dict(c) for name, c in sorted(lanes.items())}, "columns": columns}
@@ -106,13 +107,13 @@ def stats(app: App, as_json: bool) -> None:
     now_ms = to_ms(render.now())
     counts = queries.counts(board)
     info = queries.log_info(board)
-    blocked = queries.fields_of(board, queries.ids_in(board, Status.BLOCKED), ("block_kind",))
-    ready = queries.fields_of(board, queries.ids_in(board, Status.READY), ("updated_at",))
+    rows = queries.scan(board, queries.OPEN, ("assignee", "block_kind", "updated_at"))
+    blocked, ready = rows[Status.BLOCKED], rows[Status.READY]
     oldest = min((int(r["updated_at"]) for r in ready if r.get("updated_at")), default=None)
     doc = {
         "board": board.name, "seq": board.seq, "tasks": sum(counts.values()),
         "counts": {s.value: n for s, n in counts.items()},
-        "lanes": {name: dict(c) for name, c in sorted(queries.lane_counts(board).items())},
+        "lanes": {name: dict(c) for name, c in sorted(queries.lane_counts(rows).items())},
         "blocked_by_kind": dict(Counter(r.get("block_kind", "") for r in blocked)),
         "dead_letter": sum(1 for r in blocked if r.get("block_kind") == "transient"),
         "expired_leases": queries.expired_leases(board, now_ms),
