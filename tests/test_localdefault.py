@@ -109,3 +109,16 @@ def test_redis7_data_is_not_opened_by_redis6(home: Path) -> None:
     (data_home / "server.json").write_text(json.dumps({**state, "binary": "/gone/redis-server"}))
     done = run(["list"], clean_env(XDG_DATA_HOME=str(home), PATH=str(home / "empty-path")))
     assert done.returncode == 5 and "holds Redis 7 data" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_a_server_that_cannot_load_its_data_is_one_line_naming_the_reason(home: Path) -> None:
+    data_home = home / "kanban-redis"
+    server = localdefault.ensure(data_home)
+    run(["create", "x"], clean_env(REDIS_URL=server.url))
+    localdefault.stop(data_home)
+    aof = sorted((data_home / "redis").rglob("*.aof"))[-1]
+    with open(aof, "a") as f:
+        f.write("garbage*3$zz\n")
+    done = run(["list"], clean_env(XDG_DATA_HOME=str(home)))
+    assert done.returncode == 5 and done.stderr.count("\n") == 1
+    assert "did not come up" in done.stderr and "append only file" in done.stderr.lower()

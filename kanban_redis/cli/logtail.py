@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 
 import click
@@ -17,7 +18,7 @@ def _show(events: Iterable[Event], as_json: bool) -> None:
             emit_json(render.event_json(ev))
         else:
             out(render.event_line(ev))
-    click.get_text_stream("stdout").flush()
+    sys.stdout.flush()
 
 
 @click.command(epilog="""\b

@@ -13,7 +13,7 @@ import click
 from ..models import CREATE_STATUSES, Status, Task
 from ..runs import runs_of
 from . import queries, render
-from .common import App, board_options, emit_json, json_option, out, pass_app
+from .common import App, board_options, emit_json, json_option, out, pass_app, style
 
 STATUS = click.Choice([s.value for s in Status])
 #: "+90s", "+5m", "+2h", "+1d": a time relative to now.
@@ -129,7 +129,7 @@ def show(app: App, task_id: str, as_json: bool) -> None:
                          ("events", [render.history_line(e) for e in history])):
         if lines:
             out()
-            out(render.style(f"{title} ({len(lines)})", bold=True))
+            out(style(f"{title} ({len(lines)})", bold=True))
             for line in lines:
                 out(line)
 

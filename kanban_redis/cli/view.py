@@ -12,7 +12,7 @@ import click
 from ..board import Board
 from ..models import Status, Task, to_ms
 from . import queries, render
-from .common import App, board_options, emit_json, json_option, out, pass_app, stop_on_sigterm
+from .common import App, board_options, emit_json, json_option, out, pass_app, stop_on_sigterm, style
 
 #: Least time between two redraws of --watch, in seconds, however busy the board.
 MIN_REDRAW = 0.5
@@ -37,7 +37,7 @@ def collect(board: Board, lane: str | None, limit: int) -> dict[str, Any]:
 def _lines(view: dict[str, Any]) -> list[str]:
     counts = view["counts"]
     head = f"board {view['board']}" + (f" lane {view['lane'] or '-'}" if view["lane"] is not None else "")
-    lines = [render.style(head, bold=True) + f"  seq {view['seq']}  {sum(counts.values())} tasks  "
+    lines = [style(head, bold=True) + f"  seq {view['seq']}  {sum(counts.values())} tasks  "
              + render.when(render.now())]
     lines.append("  ".join(f"{render.status_label(Status(s))} {n}" for s, n in counts.items()))
     shown = [s.value for s in queries.OPEN if any(c.get(s.value) for c in view["lanes"].values())]
@@ -52,7 +52,7 @@ def _lines(view: dict[str, Any]) -> list[str]:
         lines += ["", render.status_label(st, f"{status.upper()} ({counts[status]})")]
         lines += ["  " + render.card(Task.model_validate(c), at) for c in cards]
         if counts[status] > len(cards):
-            lines.append(render.style(f"  … {counts[status] - len(cards)} more", dim=True))
+            lines.append(style(f"  … {counts[status] - len(cards)} more", dim=True))
     return lines
 
 
