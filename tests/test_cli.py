@@ -182,11 +182,15 @@ def test_stats_counts_dead_letters_and_log(env: dict[str, str], board: Board) ->
     assert "dead_letter" in ok(["stats"], env)
 
 
-def test_board_from_env_and_option(env: dict[str, str], redis_url: str) -> None:
+def test_board_from_env_and_option_and_the_boards_here(env: dict[str, str], redis_url: str) -> None:
     ok(["create", "on ops"], {**env, "KANBAN_BOARD": "ops"})
     assert [t["board"] for t in js(["list"], {**env, "KANBAN_BOARD": "ops"})] == ["ops"]
-    assert js(["list", "--board", "default"], {**env, "KANBAN_BOARD": "ops"}) == []
     assert len(js(["list", "-b", "ops"], env)) == 1
+    typo = run(["list", "--board", "opz", "--json"], {**env, "KANBAN_BOARD": "ops"})
+    assert typo.returncode == 0 and json.loads(typo.stdout) == []
+    assert typo.stderr == "kanban: board 'opz' has no tasks yet (boards here: ops)\n"
+    ok(["create", "on default"], env)
+    assert js(["boards"], env) == [{"board": "default", "seq": 1, "tasks": 1}, {"board": "ops", "seq": 1, "tasks": 1}]
 
 
 def _snapshot(path: Path, **meta: Any) -> Path:
@@ -275,7 +279,7 @@ def test_wrong_state_is_a_conflict(env: dict[str, str], board: Board) -> None:
 def test_help_has_examples_and_exit_statuses(env: dict[str, str]) -> None:
     text = ok(["--help"], env)
     assert "Examples:" in text and "kanban board --watch" in text and "5 Redis unreachable" in text
-    for command in ("board", "create", "show", "list", "move", "block", "unblock", "comment", "tail", "stats",
+    for command in ("board", "boards", "create", "show", "list", "move", "block", "unblock", "comment", "tail", "stats",
                     "health", "local"):
         assert f"  {command} " in text
     assert "--redis-url" in ok(["list", "--help"], env) and "KANBAN_BOARD" in ok(["board", "--help"], env)

@@ -18,13 +18,14 @@ from .health import health
 from .localserver import local_group
 from .logtail import tail
 from .tasks import block, comment, create, list_, move, show, unblock
-from .view import board_cmd, stats
+from .view import board_cmd, boards_cmd, stats
 
 EXAMPLES = """\b
 Examples:
   kanban create "Resize images" --lane gpu -p 5
   kanban create "Publish" --parent 12 --parent 13 --json | jq .id
   kanban board --watch
+  kanban boards
   kanban list --status ready --status running --lane gpu
   kanban show 12
   kanban block 12 --reason "waiting for credentials"
@@ -47,7 +48,7 @@ def cli() -> None:
     """Look at and change a kanban-redis board."""
 
 
-for command in (board_cmd, create, show, list_, move, block, unblock, comment, tail, stats, health, local_group):
+for command in (board_cmd, boards_cmd, create, show, list_, move, block, unblock, comment, tail, stats, health, local_group):
     cli.add_command(command)
 
 

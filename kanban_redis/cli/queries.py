@@ -15,6 +15,7 @@ from typing import Any
 
 from ..board import BLOCK_MARGIN, READ_CHUNK, Board
 from ..connection import translate
+from ..keys import ALL_BOARDS_META, board_from_meta_key
 from ..models import Event, Status, Task
 
 #: Hash fields read for a card (a task shown in a column).
@@ -153,6 +154,12 @@ def changed_within(board: Board, seq: int, seconds: float) -> bool:
         if follow(board, f"{seq}-0", max(int(min(left, most) * 1000), 1)):
             return True
     return False
+
+
+def boards(board: Board) -> list[str]:
+    """Slugs of every board on the server (those with a meta hash), sorted."""
+    with translate(board.redis):
+        return sorted(board_from_meta_key(_text(k)) for k in board.redis.scan_iter(match=ALL_BOARDS_META, count=1000))
 
 
 def expired_leases(board: Board, now_ms: int) -> int:

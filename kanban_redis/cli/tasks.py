@@ -14,6 +14,7 @@ from ..models import CREATE_STATUSES, Status, Task
 from ..runs import runs_of
 from . import queries, render
 from .common import App, board_options, emit_json, json_option, out, pass_app, style
+from .view import hint_if_unknown
 
 STATUS = click.Choice([s.value for s in Status])
 #: "+90s", "+5m", "+2h", "+1d": a time relative to now.
@@ -148,6 +149,7 @@ Examples:
 def list_(app: App, statuses: tuple[str, ...], lane: str | None, limit: int, as_json: bool) -> None:
     """Tasks in creation order, filtered by status and lane."""
     board = app.board
+    hint_if_unknown(board)
     found: list[Task] = []
     for status in statuses or (None,):
         found += board.list(status=status, assignee=lane, limit=limit + 1)

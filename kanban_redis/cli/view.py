@@ -12,7 +12,7 @@ import click
 from ..board import Board
 from ..models import Status, Task, to_ms
 from . import queries, render
-from .common import App, board_options, emit_json, json_option, out, pass_app, stop_on_sigterm, style
+from .common import App, board_options, emit_json, json_option, note, out, pass_app, stop_on_sigterm, style
 
 #: Least time between two redraws of --watch, in seconds, however busy the board.
 MIN_REDRAW = 0.5
@@ -32,6 +32,13 @@ def collect(board: Board, lane: str | None, limit: int) -> dict[str, Any]:
                for s in Status if counts[s]}
     return {"board": board.name, "seq": seq, "lane": lane, "counts": {s.value: n for s, n in counts.items()},
             "lanes": {name: dict(c) for name, c in sorted(lanes.items())}, "columns": columns}
+
+
+def hint_if_unknown(board: Board) -> None:
+    """A note on stderr when the board was never created (a mistyped slug looks just like an empty board)."""
+    if board.seq == 0:
+        others = [b for b in queries.boards(board) if b != board.name]
+        note(f"board {board.name!r} has no tasks yet" + (f" (boards here: {', '.join(others)})" if others else ""))
 
 
 def _lines(view: dict[str, Any]) -> list[str]:
@@ -73,6 +80,7 @@ Examples:
 def board_cmd(app: App, lane: str | None, limit: int, watch: bool, interval: float, as_json: bool) -> None:
     """The board: counts by status, lanes, and the first cards of each column."""
     board = app.board
+    hint_if_unknown(board)
     tty = sys.stdout.isatty()
     stop_on_sigterm()
     try:
@@ -95,6 +103,23 @@ def board_cmd(app: App, lane: str | None, limit: int, watch: bool, interval: flo
                 time.sleep(max(0.0, MIN_REDRAW - (time.monotonic() - drawn)))
     except KeyboardInterrupt:
         return
+
+
+@click.command(name="boards")
+@board_options
+@json_option
+@pass_app
+def boards_cmd(app: App, as_json: bool) -> None:
+    """Every board on the server, with its seq and number of tasks."""
+    found = []
+    for name in queries.boards(app.board):
+        b = Board(app.board.redis, name)
+        found.append({"board": name, "seq": b.seq, "tasks": sum(queries.counts(b).values())})
+    if as_json:
+        emit_json(found)
+        return
+    for row in found:
+        out(f"{row['board']:<20} seq {row['seq']:<8} {row['tasks']} tasks")
 
 
 @click.command()
