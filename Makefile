@@ -3,12 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench typecheck clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,local]'
 	touch $@
 
 # The suite starts its own throwaway redis-server on a free port unless
@@ -21,6 +21,10 @@ demo: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/claims.py
+
+typecheck: $(VENV)/.installed
+	$(PY) -m pip install -q mypy
+	$(PY) -m mypy --strict kanban_redis
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -8,6 +8,7 @@ retried with redis-py's backoff.
 
 from __future__ import annotations
 
+import builtins
 import json
 import secrets
 import time
@@ -16,11 +17,12 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar, overload
 
 import redis
+from pydantic import ValidationError
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
 from .config import Settings
-from .connection import connect, translate
+from .connection import connect, credentials_checked, translate
 from .errors import ErrorCode, InvalidInput, TaskNotFound, error_for
 from .inputs import (RESULT_MAX_BYTES, ClaimArgs, CommentArgs, Reason, TaskSpec, invalid, json_text,
                      tail_bytes, validated)
@@ -106,11 +108,17 @@ class Board:
         code = int(reply[0])
         if code != ErrorCode.OK:
             raise error_for(code, _text(reply[1]), task_id)
-        return list(reply)
+        return builtins.list(reply)
 
     def _read(self, fn: Callable[[], T]) -> T:
+        """Run a command that is safe to repeat, retrying connection errors (not bad credentials)."""
+
+        def once() -> T:
+            with credentials_checked(self.redis):
+                return fn()
+
         with translate(self.redis):
-            return self._retry.call_with_retry(fn, lambda _e: None)
+            return self._retry.call_with_retry(once, lambda _e: None)
 
     @staticmethod
     def _task(state: Any) -> Task:
@@ -146,9 +154,10 @@ class Board:
         for i, s in enumerate(specs):
             try:
                 checked.append(s if isinstance(s, TaskSpec) else TaskSpec(**s))
-            except Exception as e:  # pydantic's ValidationError or a non-mapping item
-                err = invalid(e) if hasattr(e, "errors") else InvalidInput(str(e))
-                raise InvalidInput(f"specs[{i}].{err}") from None
+            except ValidationError as e:
+                raise InvalidInput(f"specs[{i}].{invalid(e)}") from None
+            except TypeError as e:  # not a mapping
+                raise InvalidInput(f"specs[{i}]: {e}") from None
         tasks: list[Task] = []
         for start in range(0, len(checked), BATCH):
             tasks.extend(self._create(checked[start:start + BATCH]))
@@ -191,7 +200,8 @@ class Board:
                 pipe = self.redis.pipeline(transaction=False)
                 for tid in ids:
                     pipe.hgetall(self.keys.task(_text(tid)))
-                return pipe.execute()
+                replies: list[Any] = pipe.execute()
+                return replies
 
             for raw in self._read(fetch):
                 if raw:
@@ -200,16 +210,16 @@ class Board:
                         out.append(task)
         return out if limit is None else out[:limit]
 
-    def history(self, task_id: str | int) -> list[TaskEvent]:
+    def history(self, task_id: str | int) -> builtins.list[TaskEvent]:
         """The task's events, oldest first."""
         tid = _task_id(task_id)
         return [TaskEvent.from_json(e) for e in self._read(lambda: self.redis.lrange(self.keys.task_events(tid), 0, -1))]
 
-    def comments(self, task_id: str | int) -> list[Comment]:
+    def comments(self, task_id: str | int) -> builtins.list[Comment]:
         tid = _task_id(task_id)
         return [Comment.from_json(c) for c in self._read(lambda: self.redis.lrange(self.keys.task_comments(tid), 0, -1))]
 
-    def events(self, *, after: int | None = None, count: int = 100) -> list[Event]:
+    def events(self, *, after: int | None = None, count: int = 100) -> builtins.list[Event]:
         """Change-log entries with seq > ``after`` (from the oldest kept), oldest first."""
         lo = "-" if after is None else f"({int(after)}-0"
         entries = self._read(lambda: self.redis.xrange(self.keys.log, lo, "+", count=count))

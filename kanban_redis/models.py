@@ -32,11 +32,14 @@ class Status(StrEnum):
 #: only claim, complete, fail and reclaim enter or leave it. Moving to
 #: ``ready`` also needs every parent done; to ``scheduled`` a future not_before.
 ALLOWED_MOVES: dict[Status, frozenset[Status]] = {
-    Status.TRIAGE: frozenset({Status.TODO, Status.READY, Status.BLOCKED, Status.DONE, Status.ARCHIVED}),
-    Status.TODO: frozenset({Status.TRIAGE, Status.READY, Status.BLOCKED, Status.DONE, Status.ARCHIVED}),
+    Status.TRIAGE: frozenset({Status.TODO, Status.READY, Status.BLOCKED, Status.REVIEW, Status.DONE,
+                              Status.ARCHIVED}),
+    Status.TODO: frozenset({Status.TRIAGE, Status.READY, Status.BLOCKED, Status.REVIEW, Status.DONE,
+                            Status.ARCHIVED}),
     Status.SCHEDULED: frozenset({Status.TRIAGE, Status.TODO, Status.READY, Status.BLOCKED, Status.ARCHIVED}),
-    Status.READY: frozenset({Status.TRIAGE, Status.TODO, Status.BLOCKED, Status.ARCHIVED}),
-    Status.BLOCKED: frozenset({Status.TRIAGE, Status.TODO, Status.READY, Status.DONE, Status.ARCHIVED}),
+    Status.READY: frozenset({Status.TRIAGE, Status.TODO, Status.BLOCKED, Status.REVIEW, Status.ARCHIVED}),
+    Status.BLOCKED: frozenset({Status.TRIAGE, Status.TODO, Status.READY, Status.REVIEW, Status.DONE,
+                               Status.ARCHIVED}),
     Status.REVIEW: frozenset({Status.TODO, Status.READY, Status.BLOCKED, Status.DONE, Status.ARCHIVED}),
     Status.DONE: frozenset({Status.ARCHIVED}),
     Status.ARCHIVED: frozenset({Status.TRIAGE, Status.TODO}),
@@ -50,6 +53,11 @@ CREATE_STATUSES = frozenset({Status.TRIAGE, Status.TODO, Status.READY, Status.SC
 def from_ms(value: str | None) -> datetime | None:
     if value in (None, ""):
         return None
+    return at_ms(value)
+
+
+def at_ms(value: str | int | float) -> datetime:
+    """A required epoch-ms value as a UTC datetime."""
     return datetime.fromtimestamp(int(float(value)) / 1000, tz=UTC)
 
 
@@ -115,8 +123,8 @@ class Task(BaseModel):
             priority=int(f.get("priority", 0)),
             assignee=f.get("assignee") or None,
             created_by=f.get("created_by") or None,
-            created_at=from_ms(f["created_at"]),
-            updated_at=from_ms(f.get("updated_at") or f["created_at"]),
+            created_at=at_ms(f["created_at"]),
+            updated_at=at_ms(f.get("updated_at") or f["created_at"]),
             parents=_json_list(f.get("parents")),
             idempotency_key=f.get("idempotency_key") or None,
             not_before=from_ms(f.get("not_before")),
@@ -174,7 +182,7 @@ class TaskEvent(BaseModel):
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TaskEvent:
         data = d.get("data") or {}
-        return cls(task_id=str(d["task_id"]), seq=int(d["seq"]), at=from_ms(str(d["at"])),
+        return cls(task_id=str(d["task_id"]), seq=int(d["seq"]), at=at_ms(d["at"]),
                    kind=d["kind"], data=data if isinstance(data, dict) else {})
 
 
@@ -191,7 +199,7 @@ class Comment(BaseModel):
     def from_json(cls, raw: str | bytes) -> Comment:
         d = json.loads(raw)
         return cls(task_id=str(d["task_id"]), seq=int(d["seq"]), author=d["author"],
-                   body=d["body"], created_at=from_ms(str(d["created_at"])))
+                   body=d["body"], created_at=at_ms(d["created_at"]))
 
 
 class Event(BaseModel):
@@ -218,7 +226,7 @@ class Event(BaseModel):
         return cls(
             seq=int(entry_id.split("-", 1)[0]),
             op=fields["op"],
-            at=from_ms(fields["at"]),
+            at=at_ms(fields["at"]),
             tasks=[Task.from_fields(t) for t in (tasks if isinstance(tasks, list) else [])],
             history=[TaskEvent.from_dict(h) for h in (history if isinstance(history, list) else [])],
             comment=Comment.from_json(comment) if comment else None,
