@@ -32,7 +32,8 @@ def test_includes_are_expanded_once_and_nothing_is_left_unresolved() -> None:
 def test_lua_derived_keys_agree_with_keys_module(r: Any) -> None:
     keys = BoardKeys("agree")
     calls = ", ".join(f"key_{kind}('x7')" for kind in DERIVED)
-    got = r.eval(_preamble() + f"return {{{calls}}}", 8, *keys.script_keys(), keys.prefix)
+    body = f"return {{{calls}}}"
+    got = r.eval(_preamble(body) + body, 8, *keys.script_keys(), keys.prefix)
     expected = [getattr(keys, kind)("x7") for kind in DERIVED]
     assert [g.decode() if isinstance(g, bytes) else g for g in got] == expected
 
@@ -74,6 +75,12 @@ def test_decode_responses_off_works_too(real_redis: Any, redis_url: str) -> None
 def test_error_codes_table_is_generated_from_python() -> None:
     from kanban_redis.errors import ErrorCode
 
-    pre = _preamble()
+    pre = _preamble("")
     for code in ErrorCode:
         assert re.search(rf"\b{code.name}={code.value}\b", pre)
+
+
+def test_preamble_defines_only_what_the_script_uses() -> None:
+    assert "local MOVES" in source("move")
+    assert "local MOVES" not in source("claim")
+    assert "key_task_comments" not in _preamble("return key_task('1')")
