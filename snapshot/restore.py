@@ -1,0 +1,213 @@
+"""Restoring a board into Redis from the newest sound snapshot.
+
+Steps, each safe to repeat: ``restore_begin`` sets the board's `restoring`
+marker (every transition refuses to run under it) or reports that the board
+holds data; the board's keys are deleted in small UNLINK batches; tasks are
+loaded by ``restore_load`` in batches that each take a few milliseconds;
+``restore_end`` sets seq, a new incarnation, requeues tasks that were running,
+logs the restore and removes the marker last. A restore killed at any point
+leaves the marker, so the board stays closed until the restore is run again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kanban_redis.board import _text
+from kanban_redis.connection import translate
+from kanban_redis.errors import ErrorCode, KanbanError, error_for
+from kanban_redis.keys import BoardKeys
+from kanban_redis.scripts import Scripts
+
+from . import schema
+from .publisher import kept_copies
+from .verify import Verdict, verify
+
+#: Tasks per restore_load call (each call stays within a few ms) and calls per round trip.
+LOAD_BATCH = 100
+LOAD_PIPELINE = 4
+#: Running tasks requeued per restore_end call.
+REQUEUE_BATCH = 200
+#: Keys per SCAN step / UNLINK when clearing the board.
+WIPE_BATCH = 500
+
+
+class NoSoundSnapshot(KanbanError):
+    """Neither the snapshot file nor any kept copy passed verification."""
+
+
+class BoardExists(KanbanError):
+    """The board holds data in Redis and replacing it was not asked for."""
+
+
+@dataclass
+class RestoreResult:
+    board: str
+    source: Path
+    seq: int
+    tasks: int = 0
+    requeued: int = 0
+    skipped: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def choose(db_path: Path) -> tuple[Verdict, list[str]]:
+    """The newest sound snapshot (``db_path`` first, then kept copies) and why others were passed over.
+
+    Raises:
+        NoSoundSnapshot: none is sound; the message lists each file's problem.
+    """
+    notes: list[str] = []
+    for candidate in [db_path, *kept_copies(db_path)]:
+        v = verify(candidate)
+        if v.ok:
+            return v, notes
+        notes.append(f"{candidate}: {v.reason}")
+    raise NoSoundSnapshot(f"no sound snapshot for {db_path}: " + ("; ".join(notes) or "no file"))
+
+
+def _event_line(row: sqlite3.Row) -> str:
+    return json.dumps({"task_id": row["task_id"], "seq": row["seq"], "at": schema.s_to_ms(row["created_at"]),
+                       "kind": row["kind"], "data": json.loads(row["payload"] or "{}")}, separators=(",", ":"))
+
+
+def _comment_line(row: sqlite3.Row) -> str:
+    return json.dumps({"task_id": row["task_id"], "seq": row["id"], "author": row["author"], "body": row["body"],
+                       "created_at": schema.s_to_ms(row["created_at"])}, separators=(",", ":"))
+
+
+def read_batches(conn: sqlite3.Connection, size: int) -> Iterator[list[dict[str, Any]]]:
+    """restore_load items from a snapshot, ``size`` tasks at a time, in id order."""
+    cursor = conn.execute("SELECT * FROM tasks ORDER BY CAST(id AS INTEGER)")
+    while rows := cursor.fetchmany(size):
+        ids = [r["id"] for r in rows]
+        marks = ",".join("?" for _ in ids)
+        events: dict[str, list[str]] = {i: [] for i in ids}
+        comments: dict[str, list[str]] = {i: [] for i in ids}
+        for ev in conn.execute(f"SELECT * FROM task_events WHERE task_id IN ({marks}) ORDER BY id", ids):
+            events[ev["task_id"]].append(_event_line(ev))
+        for c in conn.execute(f"SELECT * FROM task_comments WHERE task_id IN ({marks}) ORDER BY id", ids):
+            comments[c["task_id"]].append(_comment_line(c))
+        yield [{"fields": schema.task_fields(r), "events": events[r["id"]], "comments": comments[r["id"]]}
+               for r in rows]
+
+
+class _Restorer:
+    def __init__(self, client: Any, board: str) -> None:
+        self.redis = client
+        self.keys = BoardKeys(board)
+        self.scripts = Scripts(client)
+
+    def args(self, *extra: Any) -> dict[str, Any]:
+        return {"keys": self.keys.script_keys(), "args": [self.keys.prefix, "", *extra]}
+
+    def run(self, name: str, *extra: Any) -> list[Any]:
+        with translate(self.redis):
+            reply = self.scripts[name](**self.args(*extra))
+        return self.check(reply)
+
+    @staticmethod
+    def check(reply: list[Any]) -> list[Any]:
+        if int(reply[0]) != ErrorCode.OK:
+            raise error_for(int(reply[0]), _text(reply[1]))
+        return [_text(x) if isinstance(x, bytes) else x for x in reply]
+
+    def wipe(self) -> None:
+        """Delete every key of the board but the restore marker."""
+        with translate(self.redis):
+            cursor = 0
+            while True:
+                cursor, found = self.redis.scan(cursor, match=self.keys.pattern, count=WIPE_BATCH)
+                doomed = [k for k in found if _text(k) != self.keys.restoring]
+                if doomed:
+                    self.redis.unlink(*doomed)
+                if int(cursor) == 0:
+                    return
+
+    def load(self, marker: str, batches: Iterator[list[dict[str, Any]]],
+             progress: Callable[[int], None] | None) -> int:
+        total = 0
+        script = self.scripts["restore_load"]
+        pending: list[list[dict[str, Any]]] = []
+
+        def flush() -> None:
+            with translate(self.redis):
+                pipe = self.redis.pipeline(transaction=False)
+                for batch in pending:
+                    script(**self.args(marker, json.dumps(batch, separators=(",", ":"))), client=pipe)
+                replies = pipe.execute()
+            for reply in replies:
+                n = int(self.check(reply)[1])
+                if progress:
+                    progress(n)
+            pending.clear()
+
+        for batch in batches:
+            pending.append(batch)
+            total += len(batch)
+            if len(pending) >= LOAD_PIPELINE:
+                flush()
+        if pending:
+            flush()
+        return total
+
+
+def restore(client: Any, board: str, db_path: Path, *, force: bool = False, if_empty: bool = False,
+            progress: Callable[[int], None] | None = None,
+            on_start: Callable[[RestoreResult, int], None] | None = None) -> RestoreResult:
+    """Restore ``board`` from the newest sound snapshot of ``db_path``.
+
+    Args:
+        force: replace a board that holds data in Redis.
+        if_empty: when the board holds data, do nothing (``skipped``) instead of failing.
+        progress: called with the number of tasks each loaded batch added.
+        on_start: called with the result so far and the task count before loading.
+
+    Raises:
+        NoSoundSnapshot, BoardExists, InvalidInput (the snapshot is of another
+        board), BoardRestoring (another restore took over), RedisUnavailable.
+    """
+    verdict, notes = choose(db_path)
+    meta = verdict.meta
+    if meta["board"] != board:
+        raise KanbanError(f"{verdict.path} is a snapshot of board {meta['board']!r}, not {board!r}")
+    result = RestoreResult(board, verdict.path, verdict.seq, notes=notes)
+    r = _Restorer(client, board)
+    marker = (f"restore of seq {verdict.seq} from {verdict.path} by {socket.gethostname()} pid {os.getpid()} "
+              f"[{secrets.token_hex(4)}]")
+    begun = r.run("restore_begin", marker, "1" if force else "0")
+    if begun[1] == "exists":
+        if if_empty:
+            result.skipped = True
+            return result
+        seq, count = int(begun[2]), int(begun[3])
+        newer = f", newer than the snapshot's {verdict.seq}" if seq > verdict.seq else ""
+        raise BoardExists(f"board {board!r} exists in Redis ({count} tasks, seq {seq}{newer}); "
+                          "--force replaces it, --if-empty skips")
+    if begun[1] == "resumed":
+        result.notes.append(f"took over an unfinished restore ({begun[2]})")
+    elif force and int(begun[2]) > verdict.seq:
+        result.notes.append(f"replaced board {board!r} at seq {begun[2]}, newer than the snapshot's {verdict.seq}")
+    r.wipe()
+    conn = schema.connect(str(verdict.path), readonly=True)
+    try:
+        if on_start:
+            on_start(result, int(meta["task_count"]))
+        result.tasks = r.load(marker, read_batches(conn, LOAD_BATCH), progress)
+    finally:
+        conn.close()
+    created = meta.get("board_created_at", "")
+    while True:
+        reply = r.run("restore_end", marker, verdict.seq, secrets.token_hex(8), created, meta["incarnation"],
+                      REQUEUE_BATCH)
+        result.requeued += int(reply[1])
+        if int(reply[2]) == 0:
+            return result
