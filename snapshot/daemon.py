@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC
 
@@ -32,6 +33,7 @@ def run(job: SnapshotJob, interval: float, *, report: Callable[[Outcome], None],
     fatal: list[KanbanError] = []
 
     def tick() -> None:
+        started = time.time()
         try:
             for outcome in job.tick():
                 report(outcome)
@@ -41,10 +43,8 @@ def run(job: SnapshotJob, interval: float, *, report: Callable[[Outcome], None],
             fatal.append(e)
             stop.set()
         finally:
-            scheduled = scheduler.get_job("snapshot")
-            due = getattr(scheduled, "next_run_time", None)
-            if due is not None:
-                job.note(interval=interval, next_run=due.timestamp())
+            # not scheduler.get_job(): calling into the scheduler from its own job can deadlock
+            job.note(interval=interval, next_run=started + interval)
 
     scheduler = BackgroundScheduler(timezone=UTC)
     scheduler.add_job(tick, "interval", seconds=interval, id="snapshot", coalesce=True, max_instances=1,

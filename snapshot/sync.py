@@ -1,8 +1,9 @@
 """Bringing the working copy to one point-in-time cut of the board.
 
 Incremental: apply the change-log entries after the working copy's seq, in
-order; the cut is the last entry applied. Each entry carries the full new
-state of what it changed, so cost follows the number of changes.
+order, committing after each page; the cut is the last entry applied. Each
+entry carries the full new state of what it changed, so cost follows the
+number of changes.
 
 Full resync (first run, a trimmed log, another incarnation): read seq S0,
 read every task with pipelined pages, read seq S1, then replay the log
@@ -94,11 +95,10 @@ def _incremental(reader: BoardReader, wc: WorkingCopy, head: Head) -> SyncResult
     for page in reader.entries(cut, head.seq):
         _apply(wc, page)
         cut = page[-1].seq
-    after = reader.head()
-    if after.incarnation != head.incarnation:
+        wc.set_meta(_meta(reader, head, cut))
+        wc.commit()  # a kill keeps the pages applied so far (each ends at a whole cut)
+    if reader.head().incarnation != head.incarnation:
         raise LogGap("board replaced while the log was read")
-    wc.set_meta(_meta(reader, head, cut))
-    wc.commit()
     return SyncResult("incremental", cut, head)
 
 
