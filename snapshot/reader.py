@@ -17,7 +17,7 @@ from kanban_redis.board import _fields, _text
 from kanban_redis.connection import translate
 from kanban_redis.keys import BoardKeys
 
-#: Tasks per pipeline when reading the whole board (3 commands each).
+#: Tasks per pipeline when reading the whole board (3 small commands each).
 TASK_PAGE = 500
 #: Change-log entries per XRANGE.
 LOG_PAGE = 500
@@ -92,7 +92,7 @@ class BoardReader:
                     restoring=None if restoring is None else _text(restoring), task_count=int(count))
 
     def pages(self) -> Iterator[TaskPage]:
-        """Every task, in id order, a pipeline at a time."""
+        """Every task, in id order, a pipeline of small commands at a time."""
         low = "-inf"
         while True:
             with translate(self.redis):
@@ -110,7 +110,7 @@ class BoardReader:
             for i in range(len(ids)):
                 raw, events, comments = replies[3 * i:3 * i + 3]
                 if raw:
-                    page.states.append(_fields(raw))
+                    page.states.append(raw if isinstance(next(iter(raw)), str) else _fields(raw))
                     page.events.extend(json.loads(e) for e in events)
                     page.comments.extend(json.loads(c) for c in comments)
             yield page

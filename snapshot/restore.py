@@ -32,8 +32,8 @@ from .publisher import kept_copies
 from .verify import Verdict, verify
 
 #: Tasks per restore_load call (each call stays within a few ms) and calls per round trip.
-LOAD_BATCH = 100
-LOAD_PIPELINE = 4
+LOAD_BATCH = 50
+LOAD_PIPELINE = 8
 #: Running tasks requeued per restore_end call.
 REQUEUE_BATCH = 200
 #: Keys per SCAN step / UNLINK when clearing the board.

@@ -108,7 +108,7 @@ def _full(reader: BoardReader, wc: WorkingCopy) -> SyncResult:
         _ensure_not_restoring(h0)
         wc.reset()
         for page in reader.pages():
-            wc.put_tasks(page.states)
+            wc.put_tasks(page.states, fresh=True)
             wc.put_events(page.events)
             wc.put_comments(page.comments)
         h1 = reader.head()

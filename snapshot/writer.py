@@ -87,14 +87,17 @@ class WorkingCopy:
 
     # -- applying ---------------------------------------------------------
 
-    def put_tasks(self, states: Iterable[Mapping[str, str]]) -> None:
-        """Insert or replace tasks by their full hash state; links follow their parents."""
-        for fields in states:
-            tid = fields["id"]
-            self.conn.execute(schema.TASK_INSERT, schema.task_row(fields))
-            self.conn.execute("DELETE FROM task_links WHERE child_id = ?", (tid,))
-            self.conn.executemany("INSERT OR IGNORE INTO task_links (parent_id, child_id) VALUES (?, ?)",
-                                  [(p, tid) for p in schema.parents(fields)])
+    def put_tasks(self, states: Iterable[Mapping[str, str]], *, fresh: bool = False) -> None:
+        """Insert or replace tasks by their full hash state; links follow their parents.
+
+        ``fresh``: the tasks are not in the copy yet (a full resync), so there are no old links to drop.
+        """
+        states = list(states)
+        if not fresh:
+            self.conn.executemany("DELETE FROM task_links WHERE child_id = ?", [(f["id"],) for f in states])
+        self.conn.executemany(schema.TASK_INSERT, [schema.task_row(f) for f in states])
+        self.conn.executemany("INSERT OR IGNORE INTO task_links (parent_id, child_id) VALUES (?, ?)",
+                              [(p, f["id"]) for f in states for p in schema.parents(f)])
 
     def put_events(self, events: Iterable[Mapping[str, Any]]) -> None:
         """Append task events (decoded JSON lines) in order, keeping task_runs in step."""
