@@ -22,6 +22,7 @@ from kanban_redis.errors import BoardRestoring, KanbanError, RedisUnavailable
 
 from . import daemon
 from .fscheck import UnsafeFilesystem
+from .hermes import NotHermes, import_hermes
 from .job import ALL, SnapshotJob, boards_on_disk, db_for, list_boards
 from .lock import Locked, is_held, read_holder
 from .publisher import DEFAULT_KEEP, kept_copies
@@ -51,7 +52,8 @@ class Exit(IntEnum):
 _CODES: tuple[tuple[type[BaseException], Exit], ...] = (
     (WouldClobber, Exit.REFUSED), (RedisBehind, Exit.REFUSED), (Locked, Exit.LOCKED),
     (UnsafeFilesystem, Exit.UNSAFE_FS), (RedisUnavailable, Exit.REDIS_DOWN),
-    (NoSoundSnapshot, Exit.NO_SNAPSHOT), (BoardExists, Exit.BOARD_EXISTS), (BoardRestoring, Exit.RESTORING),
+    (NoSoundSnapshot, Exit.NO_SNAPSHOT), (NotHermes, Exit.NO_SNAPSHOT), (BoardExists, Exit.BOARD_EXISTS),
+    (BoardRestoring, Exit.RESTORING),
 )
 
 
@@ -190,6 +192,23 @@ def _restore_one(client: Any, board: str, path: Path, *, force: bool, if_empty: 
         return
     click.echo(f"{board}: restored {result.tasks} tasks at seq {result.seq} from {result.source}; "
                f"{result.requeued} running tasks back to ready")
+
+
+@main.command(name="import-hermes")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_options(redis_option, board_option)
+@click.option("--force", is_flag=True, help="Replace the board if it holds data in Redis.")
+@click.option("--if-empty", is_flag=True, help="Do nothing (exit 0) if the board holds data in Redis.")
+def import_hermes_cmd(path: Path, redis_url: str | None, board: str, force: bool, if_empty: bool) -> None:
+    """Move a hermes-agent kanban.db at PATH into a board (read-only on PATH)."""
+    with _one_line():
+        result = import_hermes(_client(redis_url), board, path, force=force, if_empty=if_empty)
+        if result.skipped:
+            click.echo(f"{board}: board already holds data in Redis; nothing imported (--if-empty)")
+            return
+        for note in result.notes:
+            _warn(f"note: {note}")
+        click.echo(f"{board}: imported {result.tasks} tasks from {path}; {result.requeued} running tasks to ready")
 
 
 @main.command(name="verify")

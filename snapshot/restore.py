@@ -160,10 +160,22 @@ class _Restorer:
         return total
 
 
-def restore(client: Any, board: str, db_path: Path, *, force: bool = False, if_empty: bool = False,
-            progress: Callable[[int], None] | None = None,
-            on_start: Callable[[RestoreResult, int], None] | None = None) -> RestoreResult:
-    """Restore ``board`` from the newest sound snapshot of ``db_path``.
+@dataclass(frozen=True)
+class Source:
+    """Where a board comes from: the file, its seq and identity, and how to read its tasks."""
+
+    path: Path
+    seq: int
+    task_count: int
+    created_at: str
+    origin: str  # becomes the board's restored_from
+    batches: Callable[[], Iterator[list[dict[str, Any]]]]
+
+
+def load_board(client: Any, board: str, source: Source, *, force: bool = False, if_empty: bool = False,
+               notes: list[str] | None = None, progress: Callable[[int], None] | None = None,
+               on_start: Callable[[RestoreResult, int], None] | None = None) -> RestoreResult:
+    """Replace ``board`` in Redis by ``source`` under the restoring marker (see the module docstring).
 
     Args:
         force: replace a board that holds data in Redis.
@@ -172,16 +184,11 @@ def restore(client: Any, board: str, db_path: Path, *, force: bool = False, if_e
         on_start: called with the result so far and the task count before loading.
 
     Raises:
-        NoSoundSnapshot, BoardExists, InvalidInput (the snapshot is of another
-        board), BoardRestoring (another restore took over), RedisUnavailable.
+        BoardExists, BoardRestoring (another restore took over), RedisUnavailable.
     """
-    verdict, notes = choose(db_path)
-    meta = verdict.meta
-    if meta["board"] != board:
-        raise KanbanError(f"{verdict.path} is a snapshot of board {meta['board']!r}, not {board!r}")
-    result = RestoreResult(board, verdict.path, verdict.seq, notes=notes)
+    result = RestoreResult(board, source.path, source.seq, notes=list(notes or []))
     r = _Restorer(client, board)
-    marker = (f"restore of seq {verdict.seq} from {verdict.path} by {socket.gethostname()} pid {os.getpid()} "
+    marker = (f"restore of seq {source.seq} from {source.path} by {socket.gethostname()} pid {os.getpid()} "
               f"[{secrets.token_hex(4)}]")
     begun = r.run("restore_begin", marker, "1" if force else "0")
     if begun[1] == "exists":
@@ -189,25 +196,44 @@ def restore(client: Any, board: str, db_path: Path, *, force: bool = False, if_e
             result.skipped = True
             return result
         seq, count = int(begun[2]), int(begun[3])
-        newer = f", newer than the snapshot's {verdict.seq}" if seq > verdict.seq else ""
+        newer = f", newer than the snapshot's {source.seq}" if seq > source.seq else ""
         raise BoardExists(f"board {board!r} exists in Redis ({count} tasks, seq {seq}{newer}); "
                           "--force replaces it, --if-empty skips")
     if begun[1] == "resumed":
         result.notes.append(f"took over an unfinished restore ({begun[2]})")
-    elif force and int(begun[2]) > verdict.seq:
-        result.notes.append(f"replaced board {board!r} at seq {begun[2]}, newer than the snapshot's {verdict.seq}")
+    elif force and int(begun[2]) > source.seq:
+        result.notes.append(f"replaced board {board!r} at seq {begun[2]}, newer than the snapshot's {source.seq}")
     r.wipe()
-    conn = schema.connect(str(verdict.path), readonly=True)
-    try:
-        if on_start:
-            on_start(result, int(meta["task_count"]))
-        result.tasks = r.load(marker, read_batches(conn, LOAD_BATCH), progress)
-    finally:
-        conn.close()
-    created = meta.get("board_created_at", "")
+    if on_start:
+        on_start(result, source.task_count)
+    result.tasks = r.load(marker, source.batches(), progress)
     while True:
-        reply = r.run("restore_end", marker, verdict.seq, secrets.token_hex(8), created, meta["incarnation"],
+        reply = r.run("restore_end", marker, source.seq, secrets.token_hex(8), source.created_at, source.origin,
                       REQUEUE_BATCH)
         result.requeued += int(reply[1])
         if int(reply[2]) == 0:
             return result
+
+
+def restore(client: Any, board: str, db_path: Path, **options: Any) -> RestoreResult:
+    """Restore ``board`` from the newest sound snapshot of ``db_path``; options as :func:`load_board`.
+
+    Raises:
+        NoSoundSnapshot, KanbanError (the snapshot is of another board), and what
+        :func:`load_board` raises.
+    """
+    verdict, notes = choose(db_path)
+    meta = verdict.meta
+    if meta["board"] != board:
+        raise KanbanError(f"{verdict.path} is a snapshot of board {meta['board']!r}, not {board!r}")
+
+    def batches() -> Iterator[list[dict[str, Any]]]:
+        conn = schema.connect(str(verdict.path), readonly=True)
+        try:
+            yield from read_batches(conn, LOAD_BATCH)
+        finally:
+            conn.close()
+
+    source = Source(verdict.path, verdict.seq, int(meta["task_count"]), meta.get("board_created_at", ""),
+                    meta["incarnation"], batches)
+    return load_board(client, board, source, notes=notes, **options)
