@@ -51,6 +51,7 @@ class BoardKeys:
         self.leases = self.prefix + "leases"  # zset id -> claim expiry (ms): running tasks
         self.scheduled = self.prefix + "scheduled"  # zset id -> not_before (ms)
         self.idem = self.prefix + "idem"  # hash idempotency key -> task id
+        self.pattern = self.prefix + "*"  # SCAN pattern: every key of this board (a restore wipes them)
 
     def script_keys(self) -> list[str]:
         return [getattr(self, name) for name in SCRIPT_KEYS]
