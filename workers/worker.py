@@ -96,9 +96,12 @@ class KanbanWorker(Worker):
         queue = self.queues[0]
         idle_since = time.monotonic()
         self._holding = True
+        first = True  # rq's work loop has just sent the worker's heartbeat
         while not self._stop_requested:
             try:
-                self.heartbeat()
+                if not first:
+                    self.heartbeat()
+                first = False
                 if self.should_run_maintenance_tasks:
                     self.run_maintenance_tasks()
                 claim = self.runner.board.claim(assignee=self.lane, worker=self.name, ttl=self.runner.ttl,
