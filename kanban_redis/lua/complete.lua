@@ -16,14 +16,10 @@
 -- @include "claims"
 -- @include "claiming"
 
-local g = guard()
-if g then return g end
-
 local id = ARGV[3]
-local t, err = check_claim(id, ARGV[4])
+local t, rev, err = claimed(id, ARGV[4])
 if not t then return err end
 local lease_ms = t.claim_ttl
-local rev = touch(id)
 set_status(id, t, 'done', rev)
 end_lease(id)
 hset(id, 'completed_at', NOW)

@@ -17,13 +17,9 @@
 -- @include "lib"
 -- @include "claims"
 
-local g = guard()
-if g then return g end
-
 local id = ARGV[3]
-local t, err = check_claim(id, ARGV[4])
+local t, rev, err = claimed(id, ARGV[4])
 if not t then return err end
-local rev = touch(id)
 local attempts, max = tonumber(t.attempts), tonumber(t.max_attempts)
 end_lease(id)
 hset(id, 'error', ARGV[5])

@@ -11,13 +11,9 @@
 -- @include "lib"
 -- @include "claims"
 
-local g = guard()
-if g then return g end
-
 local id = ARGV[3]
-local t, err = check_claim(id, ARGV[4])
+local t, rev, err = claimed(id, ARGV[4])
 if not t then return err end
-local rev = touch(id)
 hset(id, 'progress', ARGV[5])
 record(id, rev, 'progress', {attempt = tonumber(t.attempts)})
 return {0, commit('progress')[id]}

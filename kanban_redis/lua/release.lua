@@ -13,13 +13,9 @@
 -- @include "lib"
 -- @include "claims"
 
-local g = guard()
-if g then return g end
-
 local id = ARGV[3]
-local t, err = check_claim(id, ARGV[4])
+local t, rev, err = claimed(id, ARGV[4])
 if not t then return err end
-local rev = touch(id)
 local attempt, delay = tonumber(t.attempts), tonumber(ARGV[6])
 end_lease(id)
 hset(id, 'attempts', math.max(attempt - 1, 0))

@@ -10,6 +10,16 @@ local function check_claim(id, token)
   return t
 end
 
+-- The opening of every transition of a live claim: refuses while restoring or
+-- when token is not the live claim; else returns the task and its new rev.
+local function claimed(id, token)
+  local g = guard()
+  if g then return nil, nil, g end
+  local t, err = check_claim(id, token)
+  if not t then return nil, nil, err end
+  return t, touch(id)
+end
+
 -- Puts a task whose run ended back in line: ready now (delay 0) or scheduled
 -- for delay ms.
 local function requeue(id, t, rev, delay)
