@@ -1,0 +1,111 @@
+"""Redis-side cost of the Lua transitions, in instructions (repeatable on a busy machine).
+
+Runs ``redis-server`` under ``valgrind --tool=callgrind`` twice per workload,
+with N and 3N calls, and prints the difference per call: start-up and
+warm-up cancel out, and instruction counts do not depend on what else the
+machine is doing. Workloads, each against the same baseline in the same run:
+
+    trivial       EVALSHA of ``return 1`` (the per-request floor)
+    definitions   the generated preamble + lib.lua, then ``return 1`` (what
+                  every transition pays before doing anything)
+    20 calls      a script making 20 ``redis.call('EXISTS', k)`` (the cost of
+                  one command issued from Lua is a twentieth of the excess)
+    create        Board.create
+    claim+complete  Board.claim then Board.complete
+
+Usage: .venv/bin/python bench/lua_cost.py [--calls 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+from kanban_redis import Board
+from kanban_redis.local import find_server, free_port
+from kanban_redis.scripts import _preamble, _read
+
+
+def drive(port: int, workload: str, calls: int, prefill: int) -> None:
+    r = redis.Redis(port=port)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            r.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    board = Board(r, "bench")
+    keys, prefix = board.keys.script_keys(), board.keys.prefix
+    lib = _read("include", "lib")
+    sources = {"trivial": "return 1", "definitions": _preamble(lib) + lib + "\nreturn 1",
+               "20 calls": "for i = 1, 20 do redis.call('EXISTS', KEYS[1]) end return 1"}
+    if workload in sources:
+        src = sources[workload]
+        script = r.register_script(src)
+        for _ in range(calls + 1):
+            script(keys=keys, args=[prefix, "", 1])
+    elif workload == "create":
+        for _ in range(calls + 1):
+            board.create("t", assignee="l")
+    else:  # the same prefill in both runs, so creating cancels out
+        board.create_many([{"title": "t", "assignee": "l"}] * prefill)
+        for _ in range(calls + 1):
+            c = board.claim(assignee="l", worker="w")
+            assert c is not None
+            board.complete(c.id, c.token)
+    r.shutdown(nosave=True)
+
+
+def instructions(workload: str, calls: int, prefill: int, out: Path) -> int:
+    port = free_port()
+    server = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", str(find_server()),
+                               "--port", str(port), "--save", "", "--appendonly", "no"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        drive(port, workload, calls, prefill)
+        server.wait(timeout=120)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    summary = subprocess.run(["callgrind_annotate", str(out)], capture_output=True, text=True).stdout
+    match = re.search(r"([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS", summary)
+    assert match, summary[:500]
+    return int(match.group(1).replace(",", ""))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=200)
+    args = parser.parse_args()
+    if not shutil.which("valgrind") or not find_server():
+        print("needs valgrind and redis-server", file=sys.stderr)
+        return 2
+    n = args.calls
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for workload in ("trivial", "definitions", "20 calls", "create", "claim+complete"):
+            small = instructions(workload, n, 3 * n + 1, Path(tmp) / "a.out")
+            large = instructions(workload, 3 * n, 3 * n + 1, Path(tmp) / "b.out")
+            results[workload] = (large - small) / (2 * n)
+    base = results["trivial"]
+    print(f"{'workload':<16}{'instructions/call':>20}{'x trivial EVALSHA':>20}")
+    for workload, per_call in results.items():
+        print(f"{workload:<16}{per_call:>20,.0f}{per_call / base:>20.1f}")
+    life = results["create"] + results["claim+complete"]
+    print(f"lifecycle (create + claim + complete): {life:,.0f} instructions = {life / base:.1f}x a trivial EVALSHA")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
