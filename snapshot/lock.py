@@ -35,9 +35,10 @@ def lock_path(db_path: Path) -> Path:
 def read_holder(db_path: Path) -> dict[str, Any]:
     """What the last holder wrote into the lock file ({} when none)."""
     try:
-        return json.loads(lock_path(db_path).read_text() or "{}")
+        holder = json.loads(lock_path(db_path).read_text() or "{}")
     except (FileNotFoundError, ValueError):
         return {}
+    return holder if isinstance(holder, dict) else {}
 
 
 def is_held(db_path: Path) -> bool:
