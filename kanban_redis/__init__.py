@@ -10,11 +10,12 @@ from .errors import (BoardRestoring, DependencyCycle, InvalidInput, InvalidTrans
                      RedisUnavailable, StaleClaim, TaskNotFound)
 from .inputs import TaskSpec
 from .models import ALLOWED_MOVES, Claim, Comment, Event, Status, Task, TaskEvent
+from .signals import Block, Retry
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ALLOWED_MOVES", "Board", "BoardRestoring", "Claim", "Comment", "DependencyCycle", "Event",
-    "InvalidInput", "InvalidTransition", "KanbanError", "RedisUnavailable", "Settings", "StaleClaim",
+    "ALLOWED_MOVES", "Block", "Board", "BoardRestoring", "Claim", "Comment", "DependencyCycle", "Event",
+    "InvalidInput", "InvalidTransition", "KanbanError", "RedisUnavailable", "Retry", "Settings", "StaleClaim",
     "Status", "Task", "TaskEvent", "TaskNotFound", "TaskSpec", "__version__",
 ]

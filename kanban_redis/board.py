@@ -24,8 +24,8 @@ from redis.retry import Retry
 from .config import Settings
 from .connection import connect, credentials_checked, translate
 from .errors import ErrorCode, InvalidInput, TaskNotFound, error_for
-from .inputs import (RESULT_MAX_BYTES, ClaimArgs, CommentArgs, Reason, TaskSpec, invalid, json_text,
-                     tail_bytes, validated)
+from .inputs import (PROGRESS_MAX_BYTES, RESULT_MAX_BYTES, ClaimArgs, CommentArgs, Reason, TaskSpec, invalid,
+                     json_text, tail_bytes, validated)
 from .keys import BoardKeys
 from .models import Claim, Comment, Event, Status, Task, TaskEvent, from_ms, to_ms
 from .scripts import Scripts
@@ -306,17 +306,49 @@ class Board:
         return done, (Claim(task=self._task(reply[2]), token=next_token) if reply[2] else None)
 
     def fail(self, task_id: str | int, token: str, *, error: str, retry: bool = True,
-             delay: float | None = None) -> Task:
+             delay: float | None = None, kind: str | None = None) -> Task:
         """Record a failed run: retry (after ``delay`` s, else exponential backoff) while
         attempts < max_attempts, then block with kind ``transient``; ``retry=False``
-        blocks at once with kind ``failed``. Long error texts keep their last 64 KiB.
+        blocks at once with ``kind`` (default ``failed``). Long error texts keep their last 64 KiB.
         """
         tid = _task_id(task_id)
         if delay is not None and delay < 0:
             raise InvalidInput("delay: must be >= 0")
+        if kind is not None and not 0 < len(kind) <= 64:
+            raise InvalidInput("kind: must be 1 to 64 characters")
         reply = self._run("fail", tid, token, tail_bytes(str(error)), "1" if retry else "0",
-                          "" if delay is None else str(int(delay * 1000)), *self._backoff, task_id=tid)
+                          "" if delay is None else str(int(delay * 1000)), *self._backoff, kind or "",
+                          task_id=tid)
         return self._task(reply[1])
+
+    def release(self, task_id: str | int, token: str, *, reason: str, delay: float = 0) -> Task:
+        """Give a claimed task back without counting the run against max_attempts:
+        ready at once, or scheduled ``delay`` seconds from now.
+
+        For a run that did not really happen: a worker stopping, or a run that
+        asks to be tried again later.
+
+        Raises:
+            StaleClaim: ``token`` is not the live claim. InvalidInput: bad reason or delay.
+        """
+        tid = _task_id(task_id)
+        if delay < 0:
+            raise InvalidInput("delay: must be >= 0")
+        why = validated(Reason, reason=reason).reason
+        return self._task(self._run("release", tid, token, why, str(int(delay * 1000)), task_id=tid)[1])
+
+    def progress(self, task_id: str | int, token: str, value: Any) -> Task:
+        """Record how far the claimed task has got (any JSON value, replacing the last one).
+
+        Raises:
+            StaleClaim: ``token`` is not the live claim. InvalidInput: value not JSON or too large.
+        """
+        tid = _task_id(task_id)
+        try:
+            payload = json_text(value, PROGRESS_MAX_BYTES)
+        except ValueError as e:
+            raise InvalidInput(f"progress: {e}") from None
+        return self._task(self._run("progress", tid, token, payload, task_id=tid)[1])
 
     # -- by hand ----------------------------------------------------------
 

@@ -44,12 +44,15 @@ def describe(client: Any) -> str:
     return f"redis://{user}{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}"
 
 
-def connect(settings: Settings) -> redis.Redis:
-    """A client for ``settings.redis_url`` (redis://, rediss://, unix://; users and passwords)."""
+def connect(settings: Settings, *, decode_responses: bool = True) -> redis.Redis:
+    """A client for ``settings.redis_url`` (redis://, rediss://, unix://; users and passwords).
+
+    ``decode_responses=False`` gives the bytes client that rq needs.
+    """
     try:
         client = redis.Redis.from_url(
             settings.redis_url,
-            decode_responses=True,
+            decode_responses=decode_responses,
             socket_timeout=settings.socket_timeout,
             socket_connect_timeout=settings.connect_timeout,
             health_check_interval=settings.health_check_interval,

@@ -51,6 +51,7 @@ class BoardKeys:
         self.leases = self.prefix + "leases"  # zset id -> claim expiry (ms): running tasks
         self.scheduled = self.prefix + "scheduled"  # zset id -> not_before (ms)
         self.idem = self.prefix + "idem"  # hash idempotency key -> task id
+        self.pattern = self.prefix + "*"  # SCAN pattern: every key of this board (a restore wipes them)
 
     def script_keys(self) -> list[str]:
         return [getattr(self, name) for name in SCRIPT_KEYS]
@@ -80,6 +81,17 @@ class BoardKeys:
 
     def signal(self, lane: str | None) -> str:
         return self._derived("signal", lane or "")
+
+    # rq names (rq adds its own prefixes: ``rq:queue:``, ``rq:job:``). rq's
+    # keys carry no hash tag; they are derived state, rebuilt from the board.
+
+    def rq_queue(self, lane: str) -> str:
+        """Name of the rq queue through which a lane's claimed tasks reach rq workers."""
+        return f"kanban:{self.board}:{lane}"
+
+    def rq_job_id(self, task_id: str, attempt: int, token: str) -> str:
+        """The rq job id of one claim: the same claim always maps to the same job."""
+        return f"kanban-{self.board}-{task_id}-{attempt}-{token[:12]}"
 
 
 #: SCAN pattern matching the meta hash of every board.

@@ -3,14 +3,15 @@
 -- Guarantees: only the live claim token fails; with retry and attempts below
 -- max_attempts the task goes back to ready (delay 0) or waits in scheduled
 -- for the delay; otherwise it is blocked with kind 'transient' (retries
--- exhausted, the dead-letter column) or 'failed' (no retry asked). The
--- error text is kept on the task either way.
+-- exhausted, the dead-letter column) or, when no retry was asked, the kind
+-- given (default 'failed'). The error text is kept on the task either way.
 -- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
 -- ARGV[1]  key prefix          ARGV[2]  now ms or ""
 -- ARGV[3]  task id             ARGV[4]  claim token
 -- ARGV[5]  error text          ARGV[6]  "1" to retry, "0" not to
 -- ARGV[7]  delay ms, or "" for exponential backoff
 -- ARGV[8]  backoff base ms     ARGV[9]  backoff cap ms
+-- ARGV[10] block kind when not retrying ("" or absent = 'failed')
 -- Returns  {0, task JSON} | {TASK_NOT_FOUND|STALE_CLAIM|RESTORING, detail}
 -- Events   'failed' (+ 'blocked'); one log entry, op 'fail'.
 -- @include "lib"
@@ -32,19 +33,13 @@ if ARGV[6] == '1' and attempts < max then
     delay = math.min(tonumber(ARGV[9]), tonumber(ARGV[8]) * 2 ^ (attempts - 1))
   end
   record(id, rev, 'failed', {attempt = attempts, error = ARGV[5], retry_in_ms = delay})
-  if delay > 0 then
-    t.not_before = NOW + delay
-    redis.call('HSET', key_task(id), 'not_before', t.not_before)
-    set_status(id, t, 'scheduled', rev)
-  else
-    set_status(id, t, 'ready', rev)
-  end
+  requeue(id, t, rev, delay)
 else
   record(id, rev, 'failed', {attempt = attempts, error = ARGV[5]})
   if ARGV[6] == '1' then
     block_task(id, t, rev, 'gave up after ' .. attempts .. ' of ' .. max .. ' attempts: ' .. ARGV[5], 'transient')
   else
-    block_task(id, t, rev, ARGV[5], 'failed')
+    block_task(id, t, rev, ARGV[5], (ARGV[10] or '') ~= '' and ARGV[10] or 'failed')
   end
 end
 local states = commit('fail')

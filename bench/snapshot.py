@@ -1,0 +1,186 @@
+"""Snapshot and restore costs against raw baselines measured in the same run.
+
+For each board size: a full snapshot against "raw" (pipelined HGETALL of every
+task + one executemany into a fresh SQLite file + fsync + rename); an
+incremental snapshot after 1% of the tasks changed, against the full one; the
+longest Redis stall while the full snapshot runs (a PING loop in another
+process, and the slowest command in SLOWLOG); restore against raw pipelined
+writes of the same hashes and histories; the file size.
+
+    python bench/snapshot.py --sizes 1000,10000,100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+# this file is named like the package it measures: keep its folder off the import path
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import redis  # noqa: E402
+
+from kanban_redis import Board  # noqa: E402
+from kanban_redis.local import RedisServer  # noqa: E402
+from snapshot import schema  # noqa: E402
+from snapshot.restore import restore  # noqa: E402
+from snapshot.snapshotter import take  # noqa: E402
+
+BOARD = "bench"
+
+
+def populate(r: redis.Redis, n: int) -> Board:
+    b = Board(r, BOARD)
+    specs: list[dict[str, Any]] = []
+    for i in range(n):
+        spec: dict[str, Any] = {"title": f"task {i}", "body": "x" * 200, "assignee": f"lane-{i % 4}",
+                                "priority": i % 7}
+        specs.append(spec)
+    b.create_many(specs)
+    for i in range(0, n, 50):  # a comment on every 50th task
+        b.comment(str(i + 1), author="bench", body="a comment")
+    return b
+
+
+def ping_loop(url: str, stop: Any, out: Any) -> None:
+    client = redis.Redis.from_url(url)
+    worst = 0.0
+    while not stop.is_set():
+        t = time.perf_counter()
+        client.ping()
+        worst = max(worst, time.perf_counter() - t)
+    out.value = worst
+
+
+def raw_snapshot(r: redis.Redis, directory: Path) -> float:
+    """Pipelined read of every task hash, one bulk insert, fsync, rename."""
+    keys = Board(r, BOARD).keys
+    t0 = time.perf_counter()
+    ids = r.zrange(keys.tasks, 0, -1)
+    rows = []
+    for start in range(0, len(ids), 500):
+        pipe = r.pipeline(transaction=False)
+        for tid in ids[start:start + 500]:
+            pipe.hgetall(keys.task(tid))
+        rows.extend(schema.task_row(f) for f in pipe.execute())
+    tmp = directory / "raw.tmp"
+    conn = sqlite3.connect(tmp)
+    conn.executescript(schema.DDL)
+    conn.executemany(schema.TASK_INSERT, rows)
+    conn.commit()
+    conn.close()
+    fd = os.open(tmp, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+    os.rename(tmp, directory / "raw.db")
+    return time.perf_counter() - t0
+
+
+def raw_restore(r: redis.Redis, source: redis.Redis) -> float:
+    """Pipelined HSET of every task hash and RPUSH of its history (no indexes, no checks)."""
+    keys = Board(source, BOARD).keys
+    ids = source.zrange(keys.tasks, 0, -1)
+    data = []
+    for start in range(0, len(ids), 500):
+        pipe = source.pipeline(transaction=False)
+        for tid in ids[start:start + 500]:
+            pipe.hgetall(keys.task(tid))
+            pipe.lrange(keys.task_events(tid), 0, -1)
+        replies = pipe.execute()
+        data.extend(zip(ids[start:start + 500], replies[0::2], replies[1::2]))
+    r.flushdb()
+    t0 = time.perf_counter()
+    for start in range(0, len(data), 500):
+        pipe = r.pipeline(transaction=False)
+        for tid, fields, events in data[start:start + 500]:
+            pipe.hset(keys.task(tid), mapping=fields)
+            pipe.rpush(keys.task_events(tid), *events)
+        pipe.execute()
+    return time.perf_counter() - t0
+
+
+def command_times(r: redis.Redis) -> tuple[float, float]:
+    """Longest and 99.9th-percentile command (or script) time in SLOWLOG, in ms, PINGs left out."""
+    times = sorted(e["duration"] for e in r.slowlog_get(1_000_000)
+                   if "ping" not in str(e.get("command", "")).lower())
+    if not times:
+        return 0.0, 0.0
+    return times[-1] / 1000, times[min(len(times) - 1, int(len(times) * 0.999))] / 1000
+
+
+def bench(url: str, n: int) -> dict[str, float]:
+    r = redis.Redis.from_url(url, decode_responses=True)
+    r.flushdb()
+    board = populate(r, n)
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(dir=Path.home()) as d:
+        directory = Path(d)
+        out["raw"] = raw_snapshot(r, directory)
+        db = directory / "kanban.db"
+        (directory / "second").mkdir()
+        t0 = time.perf_counter()
+        take(r, BOARD, db)
+        out["full"] = time.perf_counter() - t0
+        # the stall, in a second full snapshot (into another file): a PING loop in
+        # another process (it takes a core, so it is not running during the timing above)
+        r.config_set("slowlog-max-len", 1_000_000)
+        r.config_set("slowlog-log-slower-than", 0)
+        r.slowlog_reset()
+        stop, worst = mp.Event(), mp.Value("d", 0.0)
+        pinger = mp.Process(target=ping_loop, args=(url, stop, worst))
+        pinger.start()
+        time.sleep(0.2)
+        take(r, BOARD, directory / "second" / "kanban.db")
+        stop.set()
+        pinger.join()
+        out["ping_max_ms"] = worst.value * 1000
+        out["cmd_max_ms"], out["cmd_p999_ms"] = command_times(r)
+        r.config_set("slowlog-log-slower-than", 10000)
+        for i in range(0, n, 100):  # 1% of the tasks change
+            board.move(str(i + 1), "todo")
+        t0 = time.perf_counter()
+        inc = take(r, BOARD, db)
+        out["incremental"] = time.perf_counter() - t0
+        assert inc.mode == "incremental", inc
+        out["size_mb"] = db.stat().st_size / 1e6
+        with RedisServer() as other:
+            target = redis.Redis.from_url(other.url, decode_responses=True)
+            out["raw_restore"] = raw_restore(target, r)
+            target.flushdb()
+            target.config_set("slowlog-max-len", 1_000_000)
+            target.config_set("slowlog-log-slower-than", 0)
+            target.slowlog_reset()
+            t0 = time.perf_counter()
+            restore(target, BOARD, db)
+            out["restore"] = time.perf_counter() - t0
+            out["restore_cmd_max_ms"], out["restore_cmd_p999_ms"] = command_times(target)
+            target.close()
+    r.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    args = parser.parse_args()
+    print("| tasks | raw s | full s | full/raw | incr s | incr/full | PING max ms | cmd max / p99.9 ms "
+          "| raw restore s | restore s | restore/raw | restore cmd max / p99.9 ms | file MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    with RedisServer() as server:
+        for n in (int(s) for s in args.sizes.split(",")):
+            o = bench(server.url, n)
+            print(f"| {n:,} | {o['raw']:.2f} | {o['full']:.2f} | {o['full'] / o['raw']:.2f} | "
+                  f"{o['incremental']:.3f} | {o['incremental'] / o['full']:.3f} | {o['ping_max_ms']:.1f} | "
+                  f"{o['cmd_max_ms']:.1f} / {o['cmd_p999_ms']:.2f} | {o['raw_restore']:.2f} | {o['restore']:.2f} | "
+                  f"{o['restore'] / o['raw_restore']:.2f} | {o['restore_cmd_max_ms']:.1f} / "
+                  f"{o['restore_cmd_p999_ms']:.2f} | {o['size_mb']:.1f} |", flush=True)
+
+if __name__ == "__main__":
+    main()

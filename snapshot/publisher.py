@@ -1,0 +1,129 @@
+"""Publishing: ``kanban.db`` is replaced whole, never written in place.
+
+A new snapshot is copied from the working copy into a temporary file in the
+same directory (SQLite's backup API), checked, fsynced, and renamed over
+``kanban.db``; then the directory is fsynced. Before the rename the old
+``kanban.db`` gets a second name ``kanban.db.<taken_at_ms>`` (a hard link, no
+copy), which makes it one of the kept copies; only the newest ``keep`` of
+those stay. A kill at any instant leaves the old or the new file whole, plus
+at most one temporary file, removed by the next publish.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import schema
+
+#: Kept copies of earlier snapshots beside kanban.db (the current one not counted).
+DEFAULT_KEEP = 5
+
+_TEMP_INFIX = ".tmp-"
+
+
+def temp_prefix(db_path: Path) -> str:
+    return f".{db_path.name}{_TEMP_INFIX}"
+
+
+def copy_pattern(db_path: Path) -> re.Pattern[str]:
+    return re.compile(re.escape(db_path.name) + r"\.(\d{13,})")
+
+
+def kept_copies(db_path: Path) -> list[Path]:
+    """The kept copies of ``db_path``, newest first."""
+    pattern = copy_pattern(db_path)
+    found = [(int(m.group(1)), p) for p in db_path.parent.iterdir() if (m := pattern.fullmatch(p.name))]
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_temps(db_path: Path) -> int:
+    """Delete temporary files left by a killed publish (only the lock holder calls this)."""
+    n = 0
+    for p in db_path.parent.glob(temp_prefix(db_path) + "*"):
+        p.unlink(missing_ok=True)
+        n += 1
+    return n
+
+
+@dataclass(frozen=True)
+class Published:
+    path: Path
+    size: int
+    kept: list[Path]
+
+
+def publish(source: sqlite3.Connection, db_path: Path, *, keep: int = DEFAULT_KEEP,
+            before_rename: Callable[[Path], None] | None = None) -> Published:
+    """Publish the database open on ``source`` as ``db_path``.
+
+    Args:
+        source: a connection to the working copy, with no open write transaction.
+        keep: how many earlier snapshots to keep beside ``db_path`` (>= 0).
+        before_rename: test hook, called with the finished temp file.
+
+    Raises:
+        sqlite3.DatabaseError: the copy failed its integrity check (nothing replaced).
+    """
+    directory = db_path.parent
+    remove_temps(db_path)
+    temp = directory / f"{temp_prefix(db_path)}{os.getpid()}"
+    try:
+        dest = sqlite3.connect(str(temp))
+        try:
+            source.backup(dest)
+            dest.execute("PRAGMA journal_mode=DELETE")
+            verdict = dest.execute("PRAGMA quick_check").fetchone()[0]
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(f"new snapshot failed its check: {verdict}")
+        finally:
+            dest.close()
+        fd = os.open(temp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if before_rename is not None:
+            before_rename(temp)
+        _keep_current(db_path)
+        os.rename(temp, db_path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    fsync_dir(directory)
+    kept = kept_copies(db_path)
+    for old in kept[keep:]:
+        old.unlink(missing_ok=True)
+    if kept[keep:]:
+        fsync_dir(directory)
+    return Published(db_path, db_path.stat().st_size, kept[:keep])
+
+
+def _keep_current(db_path: Path) -> None:
+    """Give the current kanban.db its kept-copy name before it is replaced."""
+    if not db_path.exists():
+        return
+    try:
+        conn = schema.connect(str(db_path), readonly=True)
+        try:
+            taken = schema.read_meta(conn).get("taken_at_ms")
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        taken = None
+    stamp = int(taken) if taken else int(db_path.stat().st_mtime * 1000)
+    target = db_path.with_name(f"{db_path.name}.{stamp:013d}")
+    if not target.exists():
+        os.link(db_path, target)

@@ -1,0 +1,147 @@
+"""Reading a board out of Redis without stopping it.
+
+Nothing here runs a long command: tasks are read with paged ZRANGEBYSCORE
+and pipelined HGETALL/LRANGE, the change log with paged XRANGE, so Redis
+keeps serving gateways while a 100,000-task board is read (see
+:mod:`snapshot.sync` for how the reads become one point-in-time cut).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from kanban_redis.board import _fields, _text
+from kanban_redis.connection import translate
+from kanban_redis.keys import BoardKeys
+
+#: Tasks per pipeline when reading the whole board (3 small commands each).
+TASK_PAGE = 500
+#: Change-log entries per XRANGE.
+LOG_PAGE = 500
+
+
+class LogGap(Exception):
+    """The change log no longer holds every entry after the requested seq (it was trimmed)."""
+
+
+@dataclass(frozen=True)
+class Head:
+    """The board's sequence and identity, read atomically."""
+
+    seq: int
+    incarnation: str | None
+    created_at: str | None
+    restored_from: str | None
+    restoring: str | None
+    task_count: int
+
+
+@dataclass
+class Entry:
+    """One change-log entry: the full new state of every task a script touched."""
+
+    seq: int
+    op: str
+    tasks: list[dict[str, str]]
+    events: list[dict[str, Any]]
+    comment: dict[str, Any] | None
+
+    @classmethod
+    def parse(cls, entry_id: Any, raw: dict[Any, Any]) -> Entry:
+        f = _fields(raw)
+        tasks = json.loads(f.get("tasks") or "[]")
+        events = json.loads(f.get("events") or "[]")
+        return cls(seq=int(_text(entry_id).split("-", 1)[0]), op=f["op"],
+                   tasks=[{k: str(v) for k, v in t.items()} for t in tasks] if isinstance(tasks, list) else [],
+                   events=events if isinstance(events, list) else [],
+                   comment=json.loads(f["comment"]) if f.get("comment") else None)
+
+
+@dataclass
+class TaskPage:
+    """Tasks read in one pipeline, with their history and comments."""
+
+    states: list[dict[str, str]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    comments: list[dict[str, Any]] = field(default_factory=list)
+
+
+class BoardReader:
+    """Reads one board (client made with ``decode_responses`` either way)."""
+
+    def __init__(self, client: Any, board: str) -> None:
+        self.redis = client
+        self.keys = BoardKeys(board)
+        self.board = board
+
+    def head(self) -> Head:
+        """seq, meta and the restore marker in one MULTI/EXEC."""
+        with translate(self.redis):
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.get(self.keys.seq)
+            pipe.hgetall(self.keys.meta)
+            pipe.get(self.keys.restoring)
+            pipe.zcard(self.keys.tasks)
+            seq, meta, restoring, count = pipe.execute()
+        m = _fields(meta or {})
+        return Head(seq=int(seq or 0), incarnation=m.get("incarnation"), created_at=m.get("created_at"),
+                    restored_from=m.get("restored_from"),
+                    restoring=None if restoring is None else _text(restoring), task_count=int(count))
+
+    def pages(self) -> Iterator[TaskPage]:
+        """Every task, in id order, a pipeline of small commands at a time."""
+        low = "-inf"
+        while True:
+            with translate(self.redis):
+                ids = [_text(i) for i in self.redis.zrangebyscore(self.keys.tasks, low, "+inf", start=0,
+                                                                  num=TASK_PAGE)]
+                if not ids:
+                    return
+                pipe = self.redis.pipeline(transaction=False)
+                for tid in ids:
+                    pipe.hgetall(self.keys.task(tid))
+                    pipe.lrange(self.keys.task_events(tid), 0, -1)
+                    pipe.lrange(self.keys.task_comments(tid), 0, -1)
+                replies = pipe.execute()
+            page = TaskPage()
+            for i in range(len(ids)):
+                raw, events, comments = replies[3 * i:3 * i + 3]
+                if raw:
+                    page.states.append(raw if isinstance(next(iter(raw)), str) else _fields(raw))
+                    page.events.extend(json.loads(e) for e in events)
+                    page.comments.extend(json.loads(c) for c in comments)
+            yield page
+            low = f"({ids[-1]}"
+
+    def entries(self, after: int, upto: int | None = None) -> Iterator[list[Entry]]:
+        """Log entries with after < seq <= upto (to the end when None), a page at a time.
+
+        Raises:
+            LogGap: the entry ``after`` itself is gone (``after`` > 0), so entries
+                just after it may have been trimmed too.
+        """
+        hi = "+" if upto is None else f"{upto}-0"
+        lo = f"{after}-0" if after > 0 else "-"
+        first = True
+        while True:
+            with translate(self.redis):
+                raw = self.redis.xrange(self.keys.log, lo, hi, count=LOG_PAGE)
+            page = [Entry.parse(eid, f) for eid, f in raw]
+            if first and after > 0:
+                if not page or page[0].seq != after:
+                    raise LogGap(f"change log no longer holds seq {after}")
+                page = page[1:]
+            first = False
+            if page:
+                yield page
+            if len(raw) < LOG_PAGE:
+                return
+            lo = f"({_text(raw[-1][0])}"
+
+    def trim(self, seq: int) -> None:
+        """Drop log entries older than ``seq`` (the entry ``seq`` stays: it proves no gap)."""
+        with translate(self.redis):
+            self.redis.xtrim(self.keys.log, minid=f"{seq}-0", approximate=True)

@@ -1,0 +1,306 @@
+"""Restoring a board into Redis from the newest sound snapshot.
+
+Steps, each safe to repeat: ``restore_begin`` sets the board's `restoring`
+marker (every transition refuses to run under it) or reports that the board
+holds data; the board's keys are deleted in small UNLINK batches; tasks are
+loaded by ``restore_load`` in batches that each take a few milliseconds;
+``restore_end`` sets seq, a new incarnation, requeues tasks that were running,
+logs the restore and removes the marker last. A restore killed at any point
+leaves the marker, so the board stays closed until the restore is run again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import secrets
+import socket
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kanban_redis.board import _text
+from kanban_redis.connection import translate
+from kanban_redis.errors import ErrorCode, KanbanError, error_for
+from kanban_redis.keys import BoardKeys
+from kanban_redis.scripts import Scripts
+
+from . import schema
+from .publisher import kept_copies
+from .verify import Verdict, verify
+
+T = TypeVar("T")
+
+#: Tasks per restore_load call (each call stays within a few ms) and calls per round trip.
+LOAD_BATCH = 25
+LOAD_PIPELINE = 16
+#: Running tasks requeued per restore_end call.
+REQUEUE_BATCH = 200
+#: Keys per SCAN step / UNLINK when clearing the board.
+WIPE_BATCH = 500
+
+
+class NoSoundSnapshot(KanbanError):
+    """Neither the snapshot file nor any kept copy passed verification."""
+
+
+class BoardExists(KanbanError):
+    """The board holds data in Redis and replacing it was not asked for."""
+
+
+@dataclass
+class RestoreResult:
+    board: str
+    source: Path
+    seq: int
+    tasks: int = 0
+    requeued: int = 0
+    skipped: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def choose(db_path: Path) -> tuple[Verdict, list[str]]:
+    """The newest sound snapshot (``db_path`` first, then kept copies) and why others were passed over.
+
+    Raises:
+        NoSoundSnapshot: none is sound; the message lists each file's problem.
+    """
+    notes: list[str] = []
+    for candidate in [db_path, *kept_copies(db_path)]:
+        v = verify(candidate)
+        if v.ok:
+            return v, notes
+        notes.append(f"{candidate}: {v.reason}")
+    raise NoSoundSnapshot(f"no sound snapshot for {db_path}: " + ("; ".join(notes) or "no file"))
+
+
+def _event_line(row: sqlite3.Row) -> str:
+    return json.dumps({"task_id": row["task_id"], "seq": row["seq"], "at": schema.s_to_ms(row["created_at"]),
+                       "kind": row["kind"], "data": json.loads(row["payload"] or "{}")}, separators=(",", ":"))
+
+
+def _comment_line(row: sqlite3.Row) -> str:
+    return json.dumps({"task_id": row["task_id"], "seq": row["id"], "author": row["author"], "body": row["body"],
+                       "created_at": schema.s_to_ms(row["created_at"])}, separators=(",", ":"))
+
+
+def _by_task(conn: sqlite3.Connection, table: str, line: Callable[[sqlite3.Row], str]) -> Iterator[tuple[int, str]]:
+    for row in conn.execute(f"SELECT * FROM {table} ORDER BY CAST(task_id AS INTEGER), id"):
+        yield int(row["task_id"]), line(row)
+
+
+def read_batches(conn: sqlite3.Connection, size: int) -> Iterator[list[dict[str, Any]]]:
+    """restore_load items from a snapshot, ``size`` tasks at a time, in id order.
+
+    Tasks, events and comments are each read in one ordered pass and merged, so
+    the cost is one scan of each table whatever the board's size.
+    """
+    events = _by_task(conn, "task_events", _event_line)
+    comments = _by_task(conn, "task_comments", _comment_line)
+    pending_event, pending_comment = next(events, None), next(comments, None)
+    batch: list[dict[str, Any]] = []
+    for row in conn.execute("SELECT * FROM tasks ORDER BY CAST(id AS INTEGER)"):
+        tid = int(row["id"])
+        item: dict[str, Any] = {"fields": schema.task_fields(row), "events": [], "comments": []}
+        while pending_event is not None and pending_event[0] <= tid:
+            if pending_event[0] == tid:
+                item["events"].append(pending_event[1])
+            pending_event = next(events, None)
+        while pending_comment is not None and pending_comment[0] <= tid:
+            if pending_comment[0] == tid:
+                item["comments"].append(pending_comment[1])
+            pending_comment = next(comments, None)
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def prefetched(items: Iterator[T], depth: int) -> Iterator[T]:
+    """``items``, produced by a thread up to ``depth`` ahead: reading the file overlaps Redis's work.
+
+    The producer is told to stop (and its generator closed) when the consumer stops early.
+    """
+    out: queue.Queue[tuple[str, Any]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def send(kind: str, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                out.put((kind, value), timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not send("item", item):
+                    return
+            send("end", None)
+        except BaseException as e:  # handed to the consumer, raised there
+            send("error", e)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="restore-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = out.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join()
+
+
+class _Restorer:
+    def __init__(self, client: Any, board: str) -> None:
+        self.redis = client
+        self.keys = BoardKeys(board)
+        self.scripts = Scripts(client)
+
+    def args(self, *extra: Any) -> dict[str, Any]:
+        return {"keys": self.keys.script_keys(), "args": [self.keys.prefix, "", *extra]}
+
+    def run(self, name: str, *extra: Any) -> list[Any]:
+        with translate(self.redis):
+            reply = self.scripts[name](**self.args(*extra))
+        return self.check(reply)
+
+    @staticmethod
+    def check(reply: list[Any]) -> list[Any]:
+        if int(reply[0]) != ErrorCode.OK:
+            raise error_for(int(reply[0]), _text(reply[1]))
+        return [_text(x) if isinstance(x, bytes) else x for x in reply]
+
+    def wipe(self) -> None:
+        """Delete every key of the board but the restore marker."""
+        with translate(self.redis):
+            cursor = 0
+            while True:
+                cursor, found = self.redis.scan(cursor, match=self.keys.pattern, count=WIPE_BATCH)
+                doomed = [k for k in found if _text(k) != self.keys.restoring]
+                if doomed:
+                    self.redis.unlink(*doomed)
+                if int(cursor) == 0:
+                    return
+
+    def load(self, marker: str, batches: Iterator[list[dict[str, Any]]],
+             progress: Callable[[int], None] | None) -> int:
+        total = 0
+        script = self.scripts["restore_load"]
+        pending: list[list[dict[str, Any]]] = []
+
+        def flush() -> None:
+            with translate(self.redis):
+                pipe = self.redis.pipeline(transaction=False)
+                for batch in pending:
+                    script(**self.args(marker, json.dumps(batch, separators=(",", ":"))), client=pipe)
+                replies = pipe.execute()
+            for reply in replies:
+                n = int(self.check(reply)[1])
+                if progress:
+                    progress(n)
+            pending.clear()
+
+        for batch in prefetched(batches, 2 * LOAD_PIPELINE):
+            pending.append(batch)
+            total += len(batch)
+            if len(pending) >= LOAD_PIPELINE:
+                flush()
+        if pending:
+            flush()
+        return total
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a board comes from: the file, its seq and identity, and how to read its tasks."""
+
+    path: Path
+    seq: int
+    task_count: int
+    created_at: str
+    origin: str  # becomes the board's restored_from
+    batches: Callable[[], Iterator[list[dict[str, Any]]]]
+
+
+def load_board(client: Any, board: str, source: Source, *, force: bool = False, if_empty: bool = False,
+               notes: list[str] | None = None, progress: Callable[[int], None] | None = None,
+               on_start: Callable[[RestoreResult, int], None] | None = None) -> RestoreResult:
+    """Replace ``board`` in Redis by ``source`` under the restoring marker (see the module docstring).
+
+    Args:
+        force: replace a board that holds data in Redis.
+        if_empty: when the board holds data, do nothing (``skipped``) instead of failing.
+        progress: called with the number of tasks each loaded batch added.
+        on_start: called with the result so far and the task count before loading.
+
+    Raises:
+        BoardExists, BoardRestoring (another restore took over), RedisUnavailable.
+    """
+    result = RestoreResult(board, source.path, source.seq, notes=list(notes or []))
+    r = _Restorer(client, board)
+    marker = (f"restore of seq {source.seq} from {source.path} by {socket.gethostname()} pid {os.getpid()} "
+              f"[{secrets.token_hex(4)}]")
+    begun = r.run("restore_begin", marker, "1" if force else "0")
+    if begun[1] == "exists":
+        if if_empty:
+            result.skipped = True
+            return result
+        seq, count = int(begun[2]), int(begun[3])
+        newer = f", newer than the snapshot's {source.seq}" if seq > source.seq else ""
+        raise BoardExists(f"board {board!r} exists in Redis ({count} tasks, seq {seq}{newer}); "
+                          "--force replaces it, --if-empty skips")
+    if begun[1] == "resumed":
+        result.notes.append(f"took over an unfinished restore ({begun[2]})")
+    elif force and int(begun[2]) > source.seq:
+        result.notes.append(f"replaced board {board!r} at seq {begun[2]}, newer than the snapshot's {source.seq}")
+    r.wipe()
+    if on_start:
+        on_start(result, source.task_count)
+    result.tasks = r.load(marker, source.batches(), progress)
+    while True:
+        reply = r.run("restore_end", marker, source.seq, secrets.token_hex(8), source.created_at, source.origin,
+                      REQUEUE_BATCH)
+        result.requeued += int(reply[1])
+        if int(reply[2]) == 0:
+            return result
+
+
+def restore(client: Any, board: str, db_path: Path, **options: Any) -> RestoreResult:
+    """Restore ``board`` from the newest sound snapshot of ``db_path``; options as :func:`load_board`.
+
+    Raises:
+        NoSoundSnapshot, KanbanError (the snapshot is of another board), and what
+        :func:`load_board` raises.
+    """
+    verdict, notes = choose(db_path)
+    meta = verdict.meta
+    if meta["board"] != board:
+        raise KanbanError(f"{verdict.path} is a snapshot of board {meta['board']!r}, not {board!r}")
+
+    def batches() -> Iterator[list[dict[str, Any]]]:
+        conn = schema.connect(str(verdict.path), readonly=True)
+        try:
+            yield from read_batches(conn, LOAD_BATCH)
+        finally:
+            conn.close()
+
+    source = Source(verdict.path, verdict.seq, int(meta["task_count"]), meta.get("board_created_at", ""),
+                    meta["incarnation"], batches)
+    return load_board(client, board, source, notes=notes, **options)

@@ -1,0 +1,162 @@
+"""The snapshotter's private working copy: a SQLite file brought forward in place.
+
+Only the snapshotter (holding the lock) opens it. It is never published as
+is: :mod:`snapshot.publisher` copies it to a new file. Each batch of changes
+is one SQLite transaction, so a kill leaves it at some earlier whole state,
+which its ``snapshot_meta`` describes; a working copy that cannot be read is
+simply rebuilt from Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from . import schema
+
+#: Outcome of a run per event kind: (run status, outcome). 'claimed' opens a run.
+RUN_ENDS = {
+    "completed": ("done", "completed"),
+    "failed": ("failed", "failed"),
+    "reclaimed": ("timed_out", "reclaimed"),
+    "requeued": ("crashed", "restored"),
+}
+
+
+def work_path(db_path: Path) -> Path:
+    """Where the working copy of the snapshot ``db_path`` lives (hidden, same directory)."""
+    return db_path.with_name(f".{db_path.name}.work")
+
+
+class WorkingCopy:
+    """The working SQLite copy of one board.
+
+    Args:
+        path: the working file; created with the schema when missing or unreadable.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.conn = self._open()
+        except sqlite3.DatabaseError:
+            self.discard()
+            self.conn = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        conn = schema.connect(str(self.path))
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            schema.create(conn)
+            found = schema.read_meta(conn).get("schema_version")
+            if found is not None and found != str(schema.SCHEMA_VERSION):
+                raise sqlite3.DatabaseError(f"working copy has schema {found}")
+        except sqlite3.DatabaseError:
+            conn.close()
+            raise
+        return conn
+
+    @property
+    def meta(self) -> dict[str, str]:
+        return schema.read_meta(self.conn)
+
+    @property
+    def seq(self) -> int:
+        return int(self.meta.get("seq", -1))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def discard(self) -> None:
+        """Remove the file (and its WAL) so the next open starts empty."""
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            try:
+                os.unlink(f"{self.path}{suffix}")
+            except FileNotFoundError:
+                pass
+
+    def reset(self) -> None:
+        """Empty every table (start of a full resync), inside the open transaction."""
+        for table in ("snapshot_meta", "tasks", "task_links", "task_comments", "task_events", "task_runs"):
+            self.conn.execute(f"DELETE FROM {table}")
+
+    # -- applying ---------------------------------------------------------
+
+    def put_tasks(self, states: Iterable[Mapping[str, str]], *, fresh: bool = False) -> None:
+        """Insert or replace tasks by their full hash state; links follow their parents.
+
+        ``fresh``: the tasks are not in the copy yet (a full resync), so there are no old links to drop.
+        """
+        states = list(states)
+        if not fresh:
+            self.conn.executemany("DELETE FROM task_links WHERE child_id = ?", [(f["id"],) for f in states])
+        self.conn.executemany(schema.TASK_INSERT, [schema.task_row(f) for f in states])
+        self.conn.executemany("INSERT OR IGNORE INTO task_links (parent_id, child_id) VALUES (?, ?)",
+                              [(p, f["id"]) for f in states for p in schema.parents(f)])
+
+    def put_events(self, events: Iterable[Mapping[str, Any]]) -> None:
+        """Append task events (decoded JSON lines) in order, keeping task_runs in step."""
+        for ev in events:
+            data = ev.get("data") or {}
+            data = data if isinstance(data, dict) else {}
+            at = schema.ms_to_s(ev["at"])
+            tid = str(ev["task_id"])
+            self.conn.execute(
+                "INSERT INTO task_events (task_id, kind, payload, created_at, seq) VALUES (?, ?, ?, ?, ?)",
+                (tid, ev["kind"], json.dumps(data, separators=(",", ":")), at, int(ev["seq"])))
+            self._track_run(tid, ev["kind"], data, at)
+
+    def _track_run(self, tid: str, kind: str, data: Mapping[str, Any], at: float | None) -> None:
+        if kind == "claimed":
+            profile = self.conn.execute("SELECT assignee FROM tasks WHERE id = ?", (tid,)).fetchone()
+            self.conn.execute(
+                "INSERT INTO task_runs (task_id, profile, status, claim_lock, started_at, attempt) "
+                "VALUES (?, ?, 'running', ?, ?, ?)",
+                (tid, profile[0] if profile else None, data.get("worker"), at, data.get("attempt")))
+        elif kind in RUN_ENDS:
+            status, outcome = RUN_ENDS[kind]
+            if kind == "failed" and "retry_in_ms" not in data:
+                outcome = "gave_up"
+            self.conn.execute(
+                "UPDATE task_runs SET status = ?, outcome = ?, ended_at = ?, error = ? "
+                "WHERE id = (SELECT MAX(id) FROM task_runs WHERE task_id = ? AND status = 'running')",
+                (status, outcome, at, data.get("error"), tid))
+
+    def put_comments(self, comments: Iterable[Mapping[str, Any]]) -> None:
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO task_comments (id, task_id, author, body, created_at) VALUES (?, ?, ?, ?, ?)",
+            [(int(c["seq"]), str(c["task_id"]), c["author"], c["body"], schema.ms_to_s(c["created_at"]))
+             for c in comments])
+
+    def drop_after(self, task_ids: Iterable[str], seq: int) -> None:
+        """Forget events, runs and comments of these tasks newer than ``seq`` (they are replayed)."""
+        ids = list(task_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" for _ in chunk)
+            self.conn.execute(f"DELETE FROM task_events WHERE seq > ? AND task_id IN ({marks})", (seq, *chunk))
+            self.conn.execute(f"DELETE FROM task_comments WHERE id > ? AND task_id IN ({marks})", (seq, *chunk))
+
+    def rebuild_runs(self, task_ids: Iterable[str]) -> None:
+        """Recompute task_runs of these tasks from their events (after drop_after)."""
+        for tid in task_ids:
+            self.conn.execute("DELETE FROM task_runs WHERE task_id = ?", (tid,))
+            for kind, payload, at in self.conn.execute(
+                    "SELECT kind, payload, created_at FROM task_events WHERE task_id = ? ORDER BY id", (tid,)
+            ).fetchall():
+                self._track_run(tid, kind, json.loads(payload or "{}"), at)
+
+    def set_meta(self, meta: Mapping[str, Any]) -> None:
+        count = self.conn.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
+        schema.write_meta(self.conn, {**meta, "task_count": count, "schema_version": schema.SCHEMA_VERSION})
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        self.conn.rollback()

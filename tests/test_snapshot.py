@@ -1,0 +1,334 @@
+"""The snapshotter on fakeredis and a real server: cut, incremental, publish, verify, restore."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kanban_redis import Board, BoardRestoring, Status
+from kanban_redis.keys import BoardKeys
+from snapshot import schema
+from snapshot.publisher import kept_copies, publish, temp_prefix
+from snapshot.reader import BoardReader, LogGap
+from snapshot.restore import BoardExists, NoSoundSnapshot, restore
+from snapshot.snapshotter import WouldClobber, take
+from snapshot.sync import RedisBehind, bring_forward
+from snapshot.verify import verify
+from snapshot.writer import WorkingCopy, work_path
+
+#: Lease fields change without a seq bump (heartbeats); not board state.
+LEASE = {"claim_expires_at", "heartbeat_at", "claim_token"}
+
+
+def redis_tasks(r: Any, board: str) -> dict[str, dict[str, str]]:
+    keys = BoardKeys(board)
+    return {tid: {k: v for k, v in r.hgetall(keys.task(tid)).items() if k not in LEASE}
+            for tid in r.zrange(keys.tasks, 0, -1)}
+
+
+def snapshot_tasks(path: Path) -> dict[str, dict[str, str]]:
+    conn = schema.connect(str(path), readonly=True)
+    try:
+        return {row["id"]: {k: v for k, v in schema.task_fields(row).items() if k not in LEASE}
+                for row in conn.execute("SELECT * FROM tasks")}
+    finally:
+        conn.close()
+
+
+def populate(b: Board) -> dict[str, str]:
+    """A board with lanes, dependencies, a schedule, comments, a running and a finished task."""
+    a = b.create("parent", assignee="lane-a", priority=5, idempotency_key="k-a", metadata={"m": 1})
+    child = b.create("child", parents=[a.id], assignee="lane-a")
+    later = b.create("later", not_before=2_000_000_000, assignee="lane-b")
+    other = b.create("other", assignee="lane-b", body="some body")
+    tri = b.create("triage", status="triage")
+    b.comment(a.id, author="ann", body="first")
+    claim = b.claim(assignee="lane-b", worker="w1")
+    assert claim is not None and claim.task.id == other.id
+    done = b.claim(assignee="lane-a", worker="w2")
+    assert done is not None
+    b.complete(done.task.id, done.token, result={"n": 1})
+    return {"parent": a.id, "child": child.id, "later": later.id, "running": other.id, "triage": tri.id}
+
+
+def test_full_snapshot_equals_board(board: Board, r: Any, tmp_path: Path) -> None:
+    populate(board)
+    db = tmp_path / "kanban.db"
+    out = take(r, "t", db)
+    assert out.published and out.mode == "full" and out.seq == board.seq
+    v = verify(db)
+    assert v.ok, v.reason
+    assert v.meta["board"] == "t" and v.meta["seq"] == str(board.seq)
+    assert v.meta["incarnation"] == r.hget(BoardKeys("t").meta, "incarnation")
+    assert snapshot_tasks(db) == redis_tasks(r, "t")
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT COUNT(*) FROM task_comments").fetchone()[0] == 1
+    assert conn.execute("SELECT parent_id, child_id FROM task_links").fetchall() == [("1", "2")]
+    runs = conn.execute("SELECT task_id, status, outcome FROM task_runs ORDER BY task_id").fetchall()
+    assert runs == [("1", "done", "completed"), ("4", "running", None)]
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert "claim_token" not in {c[1] for c in conn.execute("PRAGMA table_info(tasks)")}
+
+
+def test_incremental_applies_only_the_log_and_skips_when_unchanged(board: Board, r: Any, tmp_path: Path) -> None:
+    ids = populate(board)
+    db = tmp_path / "kanban.db"
+    take(r, "t", db)
+    before = db.stat().st_ino
+    again = take(r, "t", db)
+    assert again.mode == "unchanged" and not again.published and db.stat().st_ino == before
+    board.comment(ids["child"], author="bob", body="second")
+    board.move(ids["triage"], "todo")
+    out = take(r, "t", db)
+    assert out.mode == "incremental" and out.seq == board.seq
+    assert snapshot_tasks(db) == redis_tasks(r, "t")
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT body FROM task_comments WHERE task_id = ?", (ids["child"],)).fetchall() == [("second",)]
+
+
+def test_trimmed_log_falls_back_to_full_resync(board: Board, r: Any, tmp_path: Path) -> None:
+    ids = populate(board)
+    db = tmp_path / "kanban.db"
+    take(r, "t", db)
+    board.comment(ids["parent"], author="x", body="y")
+    board.comment(ids["parent"], author="x", body="z")
+    r.xtrim(BoardKeys("t").log, minid=f"{board.seq}-0", approximate=False)
+    with pytest.raises(LogGap):
+        list(BoardReader(r, "t").entries(board.seq - 1))
+    out = take(r, "t", db)
+    assert out.mode == "full" and snapshot_tasks(db) == redis_tasks(r, "t")
+
+
+def test_publish_trims_the_log_up_to_the_published_seq(board: Board, r: Any, tmp_path: Path) -> None:
+    populate(board)
+    take(r, "t", tmp_path / "kanban.db")
+    ids = [e[0] for e in r.xrange(BoardKeys("t").log)]
+    assert ids[0] == f"{board.seq}-0"
+
+
+def test_full_resync_replays_changes_made_while_reading(board: Board, r: Any, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writers that run between the page reads end up in the cut at S1, exactly."""
+    import snapshot.reader as reader_mod
+
+    monkeypatch.setattr(reader_mod, "TASK_PAGE", 2)
+    parents = [board.create(f"p{i}", assignee="q") for i in range(4)]
+    children = [board.create(f"c{i}", parents=[p.id], assignee="q") for i, p in enumerate(parents)]
+    original = BoardReader.pages
+    step = {"n": 0}
+
+    def meddling(self: BoardReader) -> Any:
+        for page in original(self):
+            yield page
+            step["n"] += 1
+            c = board.claim(assignee="q", worker="w")
+            if c is not None:
+                board.complete(c.task.id, c.token)
+            board.comment(children[0].id, author="a", body=f"during {step['n']}")
+
+    monkeypatch.setattr(BoardReader, "pages", meddling)
+    wc = WorkingCopy(tmp_path / "work.db")
+    result = bring_forward(BoardReader(r, "t"), wc)
+    assert result.mode == "full" and step["n"] >= 3
+    wc.close()
+    rows = {row["id"]: schema.task_fields(row) for row in schema.connect(str(tmp_path / "work.db")).execute(
+        "SELECT * FROM tasks")}
+    # the cut is S1: nothing later, and every parent/child pair is coherent
+    assert max(int(f["rev"]) for f in rows.values()) == result.seq
+    for ch in children:
+        parent = rows[schema.parents(rows[ch.id])[0]]
+        if rows[ch.id]["status"] in ("ready", "running", "done"):
+            assert parent["status"] == "done"
+    conn = schema.connect(str(tmp_path / "work.db"))
+    comments = [c[0] for c in conn.execute("SELECT body FROM task_comments ORDER BY id")]
+    assert comments == [f"during {i}" for i in range(1, len(comments) + 1)]
+    seqs = [s[0] for s in conn.execute("SELECT seq FROM task_events ORDER BY id")]
+    assert len(seqs) == len(set((s, k) for s, k in conn.execute("SELECT seq, kind FROM task_events")))
+
+
+def test_never_clobber_a_snapshot_with_an_empty_or_other_board(r: Any, tmp_path: Path) -> None:
+    db = tmp_path / "kanban.db"
+    b = Board(r, "t")
+    populate(b)
+    take(r, "t", db)
+    r.flushdb()
+    with pytest.raises(WouldClobber, match="missing or empty.*kanban-snapshot restore"):
+        take(r, "t", db)
+    Board(r, "t").create("a new board of the same name")
+    with pytest.raises(WouldClobber, match="another board.*restore"):
+        take(r, "t", db)
+    assert verify(db).meta["task_count"] == "5"
+    assert take(r, "t", db, force=True).published
+
+
+def test_redis_behind_the_snapshot_is_refused(board: Board, r: Any, tmp_path: Path) -> None:
+    populate(board)
+    db = tmp_path / "kanban.db"
+    take(r, "t", db)
+    r.set(BoardKeys("t").seq, 2)
+    with pytest.raises(RedisBehind):
+        take(r, "t", db)
+
+
+def test_keeps_k_copies_and_leaves_no_temp_files(board: Board, r: Any, tmp_path: Path) -> None:
+    db = tmp_path / "kanban.db"
+    tid = board.create("x").id
+    for i in range(8):
+        board.comment(tid, author="a", body=str(i))
+        take(r, "t", db, keep=3)
+    copies = kept_copies(db)
+    assert len(copies) == 3
+    assert [verify(c).seq for c in copies] == sorted((verify(c).seq for c in copies), reverse=True)
+    assert all(verify(c).ok for c in copies) and verify(copies[0]).seq < verify(db).seq
+    assert not list(tmp_path.glob(temp_prefix(db) + "*"))
+
+
+def test_publish_failure_leaves_the_old_file(board: Board, r: Any, tmp_path: Path) -> None:
+    db = tmp_path / "kanban.db"
+    board.create("x")
+    take(r, "t", db)
+    old = db.read_bytes()
+    wc = WorkingCopy(work_path(db))
+
+    def boom(temp: Path) -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        publish(wc.conn, db, before_rename=boom)
+    wc.close()
+    assert db.read_bytes() == old
+    assert not list(tmp_path.glob(temp_prefix(db) + "*"))
+
+
+def test_verify_rejects_damaged_files(board: Board, r: Any, tmp_path: Path) -> None:
+    db = tmp_path / "kanban.db"
+    board.create("x")
+    take(r, "t", db)
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(db.read_bytes()[:4096] + b"\0garbage" * 1000)
+    assert not verify(bad).ok
+    assert verify(tmp_path / "missing.db").reason == "no such file"
+
+    def tampered(sql: str) -> str:
+        copy = tmp_path / "copy.db"
+        copy.write_bytes(db.read_bytes())
+        conn = sqlite3.connect(copy)
+        conn.execute(sql)
+        conn.commit()
+        conn.close()
+        return verify(copy).reason
+
+    assert "schema version 99" in tampered("UPDATE snapshot_meta SET value = '99' WHERE key = 'schema_version'")
+    assert "after the snapshot's seq" in tampered("UPDATE tasks SET rev = 1000")
+    assert "tasks but snapshot_meta says" in tampered("DELETE FROM tasks")
+    assert "lacks seq" in tampered("DELETE FROM snapshot_meta WHERE key = 'seq'")
+
+
+def test_restore_round_trip_and_the_board_works(r: Any, tmp_path: Path, clock: Any) -> None:
+    src = Board(r, "t", clock=clock)
+    ids = populate(src)
+    db = tmp_path / "kanban.db"
+    take(r, "t", db)
+    before = redis_tasks(r, "t")
+    seq = src.seq
+    r.flushdb()
+
+    result = restore(r, "t", db)
+    assert result.tasks == 5 and result.requeued == 1 and result.seq == seq
+    b = Board(r, "t", clock=clock)
+    assert b.seq > seq
+    after = redis_tasks(r, "t")
+    for tid, fields in before.items():
+        if tid == ids["running"]:
+            continue
+        assert after[tid] == fields
+    assert b.get(ids["running"]).status == Status.READY
+    assert b.history(ids["running"])[-1].kind == "requeued"
+    assert [c.body for c in b.comments(ids["parent"])] == ["first"]
+    assert b.list(status="scheduled")[0].id == ids["later"]
+    assert b.get(ids["parent"]).status == Status.DONE
+    assert b.create("again", idempotency_key="k-a").id == ids["parent"]
+    # claims, dependencies and lanes work on the restored board
+    c = b.claim(assignee="lane-a", worker="w9")
+    assert c is not None and c.task.id == ids["child"]
+    b.complete(c.task.id, c.token)
+    c = b.claim(assignee="lane-b", worker="w9")
+    assert c is not None and c.task.id == ids["running"]
+    b.fail(c.task.id, c.token, error="boom", retry=False)
+    assert b.get(ids["running"]).status == Status.BLOCKED
+    clock.advance(3e8)
+    assert b.promote_due() == 1
+    grand = b.create("grandchild", parents=[ids["child"]], assignee="lane-a")
+    assert grand.status == Status.READY
+    # and the snapshotter follows the restored board (new incarnation, restored_from the old one)
+    out = take(r, "t", db)
+    assert out.published and snapshot_tasks(db) == redis_tasks(r, "t")
+
+
+def test_restore_refuses_a_populated_board_unless_asked(board: Board, r: Any, tmp_path: Path) -> None:
+    populate(board)
+    db = tmp_path / "kanban.db"
+    take(r, "t", db)
+    board.create("newer")
+    with pytest.raises(BoardExists, match="newer than the snapshot"):
+        restore(r, "t", db)
+    assert restore(r, "t", db, if_empty=True).skipped
+    assert len(board.list()) == 6
+    forced = restore(r, "t", db, force=True)
+    assert any("newer than the snapshot" in n for n in forced.notes)
+    assert len(Board(r, "t").list()) == 5
+
+
+def test_restore_falls_back_to_the_newest_sound_copy(board: Board, r: Any, tmp_path: Path) -> None:
+    db = tmp_path / "kanban.db"
+    tid = board.create("x").id
+    take(r, "t", db)
+    board.comment(tid, author="a", body="b")
+    take(r, "t", db)
+    good_seq = verify(kept_copies(db)[0]).seq
+    db.write_bytes(b"not a database at all" * 100)
+    r.flushdb()
+    result = restore(r, "t", db)
+    assert result.source == kept_copies(db)[0] and result.seq == good_seq
+    assert "kanban.db" in result.notes[0]
+    for p in [db, *kept_copies(db)]:
+        p.write_bytes(b"junk")
+    r.flushdb()
+    with pytest.raises(NoSoundSnapshot):
+        restore(r, "t", db)
+
+
+def test_a_crashed_restore_keeps_the_board_closed_and_can_be_rerun(board: Board, r: Any, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import snapshot.restore as restore_mod
+
+    populate(board)
+    db = tmp_path / "kanban.db"
+    take(r, "t", db)
+    r.flushdb()
+    monkeypatch.setattr(restore_mod, "LOAD_BATCH", 2)
+    monkeypatch.setattr(restore_mod, "LOAD_PIPELINE", 1)
+    calls = {"n": 0}
+    original = restore_mod._Restorer.check
+
+    def dies(reply: list[Any]) -> list[Any]:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("killed mid-restore")
+        return original(reply)
+
+    monkeypatch.setattr(restore_mod._Restorer, "check", staticmethod(dies))
+    with pytest.raises(KeyboardInterrupt):
+        restore(r, "t", db)
+    monkeypatch.setattr(restore_mod._Restorer, "check", staticmethod(original))
+    with pytest.raises(BoardRestoring):
+        Board(r, "t").create("while restoring")
+    with pytest.raises(BoardRestoring):
+        take(r, "t", db)
+    result = restore(r, "t", db)
+    assert "took over" in result.notes[0]
+    assert len(Board(r, "t").list()) == 5
+    assert Board(r, "t").create("after").status == Status.READY

@@ -1,0 +1,177 @@
+"""The rq worker of one lane: rq's own fork-per-job :class:`rq.Worker`, fed by board claims.
+
+Where a plain rq worker blocks on its queue, this one claims the next ready
+task of its lane from the board (blocking on the lane's signal key, no
+polling), dispatches the claim as an rq job (:mod:`workers.dispatch`) and
+then dequeues from its rq queue as rq always does. A worker claims only when
+it is idle, so a claim's lease starts when its run starts and the board's
+priority order is the order in which tasks run. Everything else is rq's:
+the fork of a work horse per job, the job timeout (death penalty), job and
+worker registries (``rq info``), warm shutdown on SIGTERM, burst mode.
+
+Stopping: on SIGTERM the worker finishes its current task and exits. Past
+``grace`` seconds it tells the work horse to give the claim back (the task
+is ready again at once, the run not counted). A claim made after the stop
+request is given back unrun.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import redis
+from redis import Redis
+from rq.exceptions import DeserializationError
+from rq.job import Job
+from rq.queue import Queue
+from rq.serializers import JSONSerializer
+from rq.worker import Worker, WorkerStatus
+
+from kanban_redis import BoardRestoring, Claim, RedisUnavailable
+
+from .dispatch import TaskJob, dispatch, lane_queue
+from .job import GIVE_BACK_SIGNAL, Runner, install, task_timeout
+
+log = logging.getLogger(__name__)
+
+#: Longest a blocking claim waits before the worker heartbeats and checks for a stop request.
+CLAIM_SLICE = 1.0
+#: Pause after the board was unreachable or being restored, in seconds.
+UNAVAILABLE_PAUSE = 1.0
+
+
+class KanbanWorker(Worker):
+    """An rq :class:`~rq.Worker` whose queue is fed by claims on the lane of a board.
+
+    Args:
+        runner: runs the claimed tasks (its board, handlers, ttl and timeouts).
+        lane: the lane (assignee) whose ready tasks this worker runs.
+        connection: a bytes Redis client for rq (``decode_responses=False``).
+        grace: seconds after SIGTERM before the current task is given back; None waits for it.
+        name: the worker's name in rq and on the board's claims.
+    """
+
+    job_class = TaskJob
+
+    def __init__(self, runner: Runner, lane: str, connection: Redis, *, grace: float | None = None,
+                 name: str | None = None, **kwargs: Any) -> None:
+        queue = lane_queue(connection, runner.board, lane)
+        super().__init__([queue], name=name, connection=connection, serializer=JSONSerializer,
+                         job_class=TaskJob, log_job_description=False, **kwargs)
+        self.runner = runner
+        self.lane = lane
+        self.grace = grace
+        self._holding = False
+        install(runner)
+
+    # -- dispatch -----------------------------------------------------------
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None,
+                                     ) -> tuple[Job, Queue] | None:
+        """Claim, dispatch, dequeue. ``timeout=None`` (burst): None once the lane has nothing ready."""
+        self.set_state(WorkerStatus.IDLE)
+        self.procline(f"Claiming on {self.runner.board.name}/{self.lane}")
+        idle_since = time.monotonic()
+        self._holding = True
+        while not self._stop_requested:
+            try:
+                self.heartbeat()
+                if self.should_run_maintenance_tasks:
+                    self.run_maintenance_tasks()
+                claim = self.runner.board.claim(assignee=self.lane, worker=self.name, ttl=self.runner.ttl,
+                                                block=None if timeout is None else CLAIM_SLICE)
+                if claim is not None:
+                    if self._stop_requested:
+                        self._give_back(claim, "worker stopping")
+                        break
+                    self.runner.claims[claim.token] = claim
+                    dispatch(self.queues[0], self.runner.board, claim,
+                             task_timeout(claim.task, self.runner.timeout))
+                popped = self._pop()
+            except (RedisUnavailable, BoardRestoring, redis.ConnectionError, redis.TimeoutError) as e:
+                self.log.warning("Worker %s: board unavailable: %s", self.name, e)
+                time.sleep(UNAVAILABLE_PAUSE)
+                continue
+            if popped is not None:
+                return popped
+            if claim is None and timeout is None:
+                break
+            if max_idle_time is not None and time.monotonic() - idle_since > max_idle_time:
+                break
+        self._holding = False
+        return None
+
+    def _pop(self) -> tuple[Job, Queue] | None:
+        """A dispatched job, without blocking (a job rq cannot even read is dropped, logged)."""
+        while True:
+            try:
+                return self.queue_class.dequeue_any(self.queues, None, connection=self.connection,
+                                                    job_class=self.job_class, serializer=self.serializer,
+                                                    death_penalty_class=self.death_penalty_class)
+            except (redis.ConnectionError, redis.TimeoutError):
+                raise
+            except Exception as e:  # a foreign job whose hash rq cannot parse
+                self.log.error("Worker %s: dropping unreadable job %s: %s", self.name,
+                               getattr(e, "job_id", "?"), e)
+
+    def _give_back(self, claim: Claim, reason: str) -> None:
+        try:
+            self.runner.board.release(claim.id, claim.token, reason=reason)
+        except Exception as e:  # the lease expires and the task is reclaimed anyway
+            self.log.warning("Worker %s: could not give back task %s: %s", self.name, claim.id, e)
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        try:
+            super().execute_job(job, queue)
+        finally:
+            self._holding = False
+            try:
+                self.runner.claims.pop(job.kwargs["token"], None)
+            except (DeserializationError, TypeError, KeyError):
+                pass
+
+    # -- stopping -----------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        if self._holding:  # mid-claim or mid-run: finish it, then stop
+            self._stop_requested = True
+            self.set_shutdown_requested_date()
+            return
+        super()._shutdown()
+
+    def handle_warm_shutdown_request(self) -> None:
+        super().handle_warm_shutdown_request()
+        if self.grace is not None and self.horse_pid:
+            timer = threading.Timer(self.grace, self._end_grace, args=(self.horse_pid,))
+            timer.daemon = True
+            timer.start()
+
+    def _end_grace(self, horse_pid: int) -> None:
+        if self.horse_pid == horse_pid:
+            self.log.info("Worker %s: grace period over, giving the task back", self.name)
+            try:
+                os.kill(horse_pid, GIVE_BACK_SIGNAL)
+            except ProcessLookupError:
+                pass
+
+    def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
+        """The horse died without recording its run (killed, crashed): fail the attempt now
+        rather than wait for the lease to expire."""
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        try:
+            args = job.kwargs
+            claim = self.runner.claims.get(args["token"])
+        except (DeserializationError, TypeError, KeyError):
+            return
+        ran = (time.time() - job.started_at.timestamp()) if job.started_at else 0.0
+        timeout = task_timeout(claim.task, self.runner.timeout) if claim else job.timeout or 0
+        what = f"timed out after {timeout} s (work horse killed)" if timeout and ran >= timeout else \
+            f"work horse died (wait status {ret_val})"
+        try:
+            self.runner.board.fail(args["task_id"], args["token"], error=what)
+        except Exception as e:  # stale claim, or Redis gone: the lease decides
+            self.log.warning("Worker %s: could not fail task %s: %s", self.name, args.get("task_id"), e)
