@@ -1,7 +1,7 @@
 """kanban-worker against a real redis-server, as real processes (rq's fork-per-job Worker).
 
 Handlers come from tests/taskfns.py; every run a handler starts is recorded in
-the list ``test:runs``. Small leases (``--ttl 1``) keep the tests short.
+the list ``test:runs``. Short leases (``--ttl 3``, the least allowed) keep the tests short.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ import pytest
 import redis
 
 from kanban_redis import Board, InvalidInput, StaleClaim, Status
-from kanban_redis.connection import connect
-from kanban_redis.config import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -122,27 +120,28 @@ def test_concurrent_workers_run_each_attempt_once(board: Board, workers: Workers
     assert len({t.claim_worker for t in finished}) >= 2
 
 
-def test_dispatching_a_claim_twice_gives_one_rq_job(board: Board, redis_url: str, real_redis: redis.Redis) -> None:
+def test_dispatching_a_claim_twice_gives_one_json_rq_job(board: Board, redis_url: str) -> None:
     from workers.dispatch import dispatch, lane_queue
 
     board.create("once", assignee="l")
     claim = board.claim(assignee="l", worker="w", ttl=30)
     assert claim is not None
-    queue = lane_queue(connect(Settings.from_url(redis_url), decode_responses=False), board, "l")
+    raw = redis.Redis.from_url(redis_url)
+    queue = lane_queue(raw, board, "l")
     first = dispatch(queue, board, claim, 60)
     second = dispatch(queue, board, claim, 60)
     assert first.id == second.id == board.keys.rq_job_id(claim.id, 1, claim.token)
-    assert queue.job_ids == [first.id]
+    assert raw.keys("rq:job:*") == [f"rq:job:{first.id}".encode()]
+    assert queue.job_ids == []  # the claiming worker runs it; no other worker can pop it
     # The payload is JSON (rq compresses it), never pickle.
-    data = redis.Redis.from_url(redis_url).hget(f"rq:job:{first.id}", "data")
-    func, instance, args, kwargs = json.loads(zlib.decompress(data))
+    func, instance, args, kwargs = json.loads(zlib.decompress(raw.hget(f"rq:job:{first.id}", "data")))
     assert (func, instance, args) == ("workers.job.run", None, [])
     assert kwargs == {"board": BOARD, "task_id": claim.id, "token": claim.token, "attempt": 1}
 
 
 def test_heartbeats_keep_a_long_task_claimed(board: Board, workers: Workers, real_redis: redis.Redis) -> None:
-    task = board.create("long", assignee="l", metadata={"sleep": 3})
-    proc = workers.start("--burst", "--ttl", "1")
+    task = board.create("long", assignee="l", metadata={"sleep": 5})
+    proc = workers.start("--burst", "--ttl", "3")
     wait_for(lambda: runs(real_redis))
     while proc.poll() is None:  # a reclaim now would find the lease expired without heartbeats
         assert board.reclaim_expired() == 0
@@ -155,7 +154,7 @@ def test_heartbeats_keep_a_long_task_claimed(board: Board, workers: Workers, rea
 def test_a_run_past_its_timeout_is_killed_and_failed(board: Board, workers: Workers) -> None:
     task = board.create("hangs", assignee="l", max_attempts=1, metadata={"sleep": 60, "timeout": 1})
     started = time.monotonic()
-    workers.run("--ttl", "1")
+    workers.run("--ttl", "3")
     assert time.monotonic() - started < 10
     t = board.get(task.id)
     assert t.status == Status.BLOCKED and "timed out after 1 s" in (t.error or "")
@@ -164,13 +163,13 @@ def test_a_run_past_its_timeout_is_killed_and_failed(board: Board, workers: Work
 def test_kill_9_loses_nothing_and_late_writes_are_refused(board: Board, workers: Workers,
                                                         real_redis: redis.Redis) -> None:
     task = board.create("survives", assignee="l", metadata={"sleep": 60, "slow_attempts": 1})
-    first = workers.start("--ttl", "1")
+    first = workers.start("--ttl", "3")
     [run] = wait_for(lambda: runs(real_redis))
     os.kill(run["pid"], signal.SIGKILL)  # the work horse ...
     first.kill()  # ... and its worker
     first.communicate()
-    time.sleep(1.2)  # the lease expires
-    workers.run("--ttl", "1")  # another worker reclaims and runs it
+    time.sleep(3.2)  # the lease expires
+    workers.run("--ttl", "3")  # another worker reclaims and runs it
     t = board.get(task.id)
     assert t.status == Status.DONE and t.attempts == 2
     assert "reclaimed" in [e.kind for e in board.history(task.id)]
@@ -196,7 +195,7 @@ def test_sigterm_finishes_the_current_task_and_exits_0(board: Board, workers: Wo
                                                        real_redis: redis.Redis) -> None:
     task = board.create("finish me", assignee="l", metadata={"sleep": 1.5})
     waiting = board.create("not started", assignee="l", priority=-1)
-    proc = workers.start("--ttl", "1")
+    proc = workers.start("--ttl", "3")
     wait_for(lambda: runs(real_redis))
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=15)
@@ -208,7 +207,7 @@ def test_sigterm_finishes_the_current_task_and_exits_0(board: Board, workers: Wo
 def test_sigterm_past_the_grace_period_gives_the_task_back(board: Board, workers: Workers,
                                                           real_redis: redis.Redis) -> None:
     task = board.create("too long", assignee="l", metadata={"sleep": 60})
-    proc = workers.start("--ttl", "1", "--grace", "0.3")
+    proc = workers.start("--ttl", "3", "--grace", "0.3")
     wait_for(lambda: runs(real_redis))
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=10)
@@ -240,41 +239,54 @@ def test_a_retry_delay_schedules_the_next_attempt(board: Board, workers: Workers
     assert t.status == Status.SCHEDULED and t.attempts == 1 and t.not_before is not None
 
 
-def test_no_pickle_and_foreign_jobs_run_no_code(board: Board, workers: Workers, tmp_path: Path,
-                                               redis_url: str) -> None:
-    raw = redis.Redis.from_url(redis_url)
-    queue = f"rq:queue:{board.keys.rq_queue('l')}"
+class Evil:
+    def __init__(self, path: Path) -> None:
+        self.path = path
 
-    class Evil:
-        def __reduce__(self) -> tuple[Any, ...]:
-            return (os.system, (f"touch {tmp_path / 'pickled'}",))
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.path}",))
 
-    payloads = {
-        "evil-pickle": zlib.compress(pickle.dumps((Evil(), None, (), {}))),
-        "evil-func": zlib.compress(json.dumps(["os.system", None, [f"touch {tmp_path / 'called'}"], {}]).encode()),
-        "evil-callback": zlib.compress(json.dumps(["workers.job.run", None, [], {}]).encode()),
-    }
-    for job_id, data in payloads.items():
-        fields = {"data": data, "status": "queued", "origin": board.keys.rq_queue("l"),
-                  "created_at": "2026-01-01T00:00:00.000000Z"}
-        if job_id == "evil-callback":
-            fields["failure_callback_name"] = "os.abort"
-        raw.hset(f"rq:job:{job_id}", mapping=fields)
-        raw.rpush(queue, job_id)
+
+def plant(raw: redis.Redis, queue_name: str, job_id: str, payload: Any, **fields: str) -> None:
+    """A hand-written job in Redis, as anyone who can write to Redis could leave one."""
+    data = zlib.compress(pickle.dumps(payload) if isinstance(payload, tuple) else json.dumps(payload).encode())
+    raw.hset(f"rq:job:{job_id}", mapping={"data": data, "status": "queued", "origin": queue_name,
+                                          "created_at": "2026-01-01T00:00:00.000000Z", **fields})
+    raw.rpush(f"rq:queue:{queue_name}", job_id)
+
+
+def test_hand_written_jobs_run_no_code(board: Board, workers: Workers, tmp_path: Path, redis_url: str) -> None:
+    from rq.exceptions import DeserializationError
+    from rq.serializers import JSONSerializer
+
+    from workers.dispatch import TaskJob
+
+    raw, name = redis.Redis.from_url(redis_url), board.keys.rq_queue("l")
+    plant(raw, name, "evil-pickle", (Evil(tmp_path / "pickled"), None, (), {}))
+    plant(raw, name, "evil-func", ["os.system", None, [f"touch {tmp_path / 'called'}"], {}])
+    plant(raw, name, "evil-callback", ["workers.job.run", None, [], {}], failure_callback_name="os.abort",
+          success_callback_name="os.abort", stopped_callback_name="os.abort")
+    # Read back as a kanban worker reads jobs: JSON only, and only workers.job.run.
+    for job_id in ("evil-pickle", "evil-func"):
+        job = TaskJob.fetch(job_id, connection=raw, serializer=JSONSerializer)
+        with pytest.raises(DeserializationError):
+            job.func
+    cb = TaskJob.fetch("evil-callback", connection=raw, serializer=JSONSerializer)
+    assert (cb.success_callback, cb.failure_callback, cb.stopped_callback) == (None, None, None)
+    # A worker of the lane runs its claims and never what others put in the rq queue.
     task = board.create("legit", assignee="l")
     workers.run()
     assert not (tmp_path / "pickled").exists() and not (tmp_path / "called").exists()
     assert board.get(task.id).status == Status.DONE
-    assert raw.llen(queue) == 0
-    for job_id in payloads:
-        assert raw.hget(f"rq:job:{job_id}", "status") == b"failed"
+    for job_id in ("evil-pickle", "evil-func", "evil-callback"):
+        assert raw.hget(f"rq:job:{job_id}", "status") == b"queued"
 
 
 def test_workers_pick_up_a_wiped_and_restored_board(board: Board, workers: Workers, real_redis: redis.Redis) -> None:
     # The snapshot package is not on this branch: a restore is simulated by its
     # effects (Redis wiped, the restoring marker, then the tasks back in ready).
     board.create("before", assignee="l")
-    workers.start("--ttl", "1")
+    workers.start("--ttl", "3")
     wait_for(lambda: runs(real_redis))
     real_redis.flushall()
     real_redis.set(board.keys.restoring, "restore in progress")
@@ -329,3 +341,25 @@ def test_registry_refuses_a_missing_handler() -> None:
 
     with pytest.raises(InvalidInput):
         Registry("workers.handlers:nothing")
+
+
+def test_a_run_whose_claim_was_lost_is_stopped(board: Board, workers: Workers, real_redis: redis.Redis) -> None:
+    task = board.create("lost", assignee="l", metadata={"sleep": 60})
+    workers.start("--ttl", "3")
+    [run] = wait_for(lambda: runs(real_redis))
+    # As if the worker had been frozen past its lease: the lease expires, another run takes the task.
+    real_redis.zadd(board.keys.leases, {task.id: 0})
+    assert board.reclaim_expired() == 1
+    taken = board.claim(assignee="l", worker="someone else", ttl=60)
+    assert taken is not None and taken.id == task.id
+
+    def horse_gone() -> bool:
+        try:
+            os.kill(run["pid"], 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_for(horse_gone)  # the next renewal finds the claim gone and kills the work horse
+    t = board.get(task.id)
+    assert t.status == Status.RUNNING and t.claim_token == taken.token and t.error is None

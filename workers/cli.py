@@ -21,7 +21,7 @@ from kanban_redis.inputs import LANE_PATTERN, TTL_MAX_SECONDS
 
 from .handlers import Registry
 from .job import Runner
-from .worker import KanbanWorker
+from .worker import MIN_TTL, KanbanWorker
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -58,11 +58,14 @@ def build(opts: Options, name: str) -> KanbanWorker:
         InvalidInput: bad settings or handler paths.
     """
     registry = Registry(opts.handler, opts.allow)
-    settings = opts.settings.model_copy(update={"retry_backoff": opts.retry_delay})
-    board = Board(connect(settings), settings.board, retry_backoff=settings.retry_backoff,
+    # A worker talks to Redis at least every CLAIM_SLICE and its work horses
+    # use fresh connections: a health-check PING would be a wasted round trip.
+    settings = opts.settings.model_copy(update={"retry_backoff": opts.retry_delay, "health_check_interval": 0})
+    client = connect(settings, decode_responses=False)  # one client (rq needs bytes) for the board and rq
+    board = Board(client, settings.board, retry_backoff=settings.retry_backoff,
                   retry_backoff_cap=settings.retry_backoff_cap)
     runner = Runner(board=board, registry=registry, ttl=opts.ttl, timeout=opts.timeout, retry_delay=opts.retry_delay)
-    return KanbanWorker(runner, opts.lane, connect(settings, decode_responses=False), grace=opts.grace, name=name)
+    return KanbanWorker(runner, opts.lane, client, grace=opts.grace, name=name)
 
 
 def work(opts: Options, name: str) -> int:
@@ -115,7 +118,7 @@ def supervise(opts: Options, count: int) -> int:
               help="Default handler, module:function, called as handler(task, ctx).")
 @click.option("--handler-allow", "allow", envvar="KANBAN_HANDLER_ALLOW", multiple=True,
               help="Another handler a task may name in metadata.handler (repeatable).")
-@click.option("--ttl", envvar="KANBAN_TTL", type=click.FloatRange(0.1, TTL_MAX_SECONDS), default=60.0,
+@click.option("--ttl", envvar="KANBAN_TTL", type=click.FloatRange(MIN_TTL, TTL_MAX_SECONDS), default=60.0,
               show_default=True, help="Claim lease in seconds; renewed every ttl/3 while a task runs.")
 @click.option("--retry-delay", envvar="KANBAN_RETRY_DELAY", type=click.FloatRange(0), default=10.0,
               show_default=True, help="Base of the retry backoff in seconds (doubles per attempt).")

@@ -1,10 +1,13 @@
 """How a claimed task becomes an rq job, and the only kind of rq job a kanban worker runs.
 
 The board's claim script decides which task runs and who runs it; rq never
-does. A claim becomes one rq job whose id is derived from the task id, the
-attempt and the claim token (:meth:`BoardKeys.rq_job_id`), enqueued with rq's
-atomic unique enqueue: dispatching the same claim twice (say, after a lost
-reply) yields one job, so rq never starts two runs of one attempt.
+does. A worker claims when it is idle and the claim becomes one rq job,
+saved with rq's atomic unique save, whose id is derived from the task id, the
+attempt and the claim token (:meth:`BoardKeys.rq_job_id`): dispatching the
+same claim twice (say, after a lost reply) yields one job, so rq never starts
+two runs of one attempt. The job is not pushed onto the rq queue's list: the
+worker that claimed runs it at once (the board's ready queue is the queue),
+so no other rq worker can pick it up and its lease starts when its run does.
 
 Jobs are JSON (rq's :class:`JSONSerializer`), never pickle, and
 :class:`TaskJob` will only ever call :func:`workers.job.run`: a job written
@@ -20,7 +23,9 @@ from redis import Redis
 from rq.exceptions import DeserializationError, DuplicateJobError
 from rq.job import Job
 from rq.queue import Queue
+from rq.scripts import save_unique_job
 from rq.serializers import JSONSerializer
+from rq.utils import now
 
 from kanban_redis import Board, Claim
 
@@ -63,7 +68,7 @@ def lane_queue(connection: Redis, board: Board, lane: str) -> Queue:
 
 
 def dispatch(queue: Queue, board: Board, claim: Claim, timeout: int) -> Job:
-    """Enqueue the rq job of ``claim`` (idempotent: the same claim gives the same job).
+    """The rq job of ``claim``, saved once (the same claim always gives the same job).
 
     Args:
         timeout: seconds the run may take; rq's death penalty enforces it.
@@ -76,7 +81,9 @@ def dispatch(queue: Queue, board: Board, claim: Claim, timeout: int) -> Job:
         job_id=job_id, timeout=timeout, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
         description=f"{board.name} task {task.id} attempt {task.attempts}: {task.title[:80]}",
     )
+    job.enqueued_at = now()
     try:
-        return queue.enqueue_job(job, unique=True)
+        save_unique_job(queue.connection, queue.key, job, enqueue=False)
     except DuplicateJobError:
         return TaskJob.fetch(job_id, connection=queue.connection, serializer=JSONSerializer)
+    return job

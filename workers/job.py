@@ -1,10 +1,11 @@
 """The rq job that runs one claimed task: :func:`run`, executed in rq's work horse.
 
 The board decided who runs the task (the claim); this module only runs it
-under that claim. While the handler runs a thread extends the claim every
-``ttl / 3`` seconds, so a handler never has to heartbeat itself. The run ends
-in exactly one board transition made with the claim token, so a run whose
-claim expired and went to another worker cannot write anything late:
+under that claim. While the handler runs, the worker process extends the
+claim as part of rq's own job heartbeat (:class:`workers.worker.KanbanWorker`),
+so a handler never has to. The run ends in exactly one board transition made
+with the claim token, so a run whose claim expired and went to another
+worker cannot write anything late:
 
 ====================================  =============================================
 handler ...                           task
@@ -23,11 +24,10 @@ from __future__ import annotations
 import logging
 import math
 import signal
-import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from datetime import datetime
 from types import FrameType
@@ -69,35 +69,25 @@ class GiveBack(BaseException):
 class Context:
     """What a handler gets besides the task: its claim, the time left, and ways to report."""
 
-    def __init__(self, board: Board, claim: Claim, deadline: float, lost: threading.Event) -> None:
+    def __init__(self, board: Board, claim: Claim, deadline: float) -> None:
         self._board = board
         self.task = claim.task
         self.token = claim.token
         self.attempt = claim.task.attempts
         self._deadline = deadline
-        self._lost = lost
 
     @property
     def remaining(self) -> float:
         """Seconds left before the task's timeout kills the run."""
         return max(0.0, self._deadline - time.monotonic())
 
-    @property
-    def lost(self) -> bool:
-        """True once the claim is known to be gone (expired and taken by another run)."""
-        return self._lost.is_set()
-
     def heartbeat(self) -> datetime:
-        """Extend the claim now (a thread already does so every ttl/3); returns the new expiry.
+        """Extend the claim now (the worker already does so every ttl/3); returns the new expiry.
 
         Raises:
             StaleClaim: the claim is gone; nothing this run writes will be accepted.
         """
-        try:
-            return self._board.heartbeat(self.task.id, self.token)
-        except StaleClaim:
-            self._lost.set()
-            raise
+        return self._board.heartbeat(self.task.id, self.token)
 
     def progress(self, value: Any) -> Task:
         """Record progress (any JSON value) on the task: readers and the change log see it.
@@ -105,33 +95,7 @@ class Context:
         Raises:
             StaleClaim: the claim is gone. InvalidInput: the value is not JSON or too large.
         """
-        try:
-            return self._board.progress(self.task.id, self.token, value)
-        except StaleClaim:
-            self._lost.set()
-            raise
-
-
-class _Heartbeat(threading.Thread):
-    def __init__(self, board: Board, claim: Claim, interval: float, lost: threading.Event) -> None:
-        super().__init__(name=f"heartbeat-{claim.id}", daemon=True)
-        self._board, self._claim, self._interval, self._lost = board, claim, interval, lost
-        self._done = threading.Event()
-
-    def run(self) -> None:
-        while not self._done.wait(self._interval):
-            try:
-                self._board.heartbeat(self._claim.id, self._claim.token)
-            except StaleClaim:
-                log.warning("task %s: claim lost; the run's results will be refused", self._claim.id)
-                self._lost.set()
-                return
-            except (RedisUnavailable, BoardRestoring) as e:
-                log.warning("task %s: heartbeat failed: %s", self._claim.id, e)
-
-    def stop(self) -> None:
-        self._done.set()
-        self.join()
+        return self._board.progress(self.task.id, self.token, value)
 
 
 def _give_back(signum: int, frame: FrameType | None) -> None:
@@ -159,7 +123,7 @@ class Runner:
     Args:
         board: the board (its ``retry_backoff`` is the base of the retry delay).
         registry: the handlers this worker may run.
-        ttl: the claim's lease in seconds; heartbeats every ``ttl / 3``.
+        ttl: the claim's lease in seconds (the worker renews it every ``ttl / 3``).
         timeout: seconds a run may take unless the task says otherwise.
         retry_delay: seconds before a task whose command asked to be tried later is ready again.
     """
@@ -169,23 +133,19 @@ class Runner:
     ttl: float
     timeout: int
     retry_delay: float
-    #: Claims made by this worker and not yet run, by token: a work horse is a
-    #: fork of the worker, so it finds its claim here instead of re-reading it.
-    claims: dict[str, Claim] = field(default_factory=dict)
+    #: The claim this worker is running: a work horse is a fork of the worker,
+    #: so it finds its claim here instead of re-reading the task.
+    current: Claim | None = None
 
     def run(self, claim: Claim) -> dict[str, Any]:
         """Run the handler under ``claim`` and record how the run ended; returns a summary."""
         timeout = task_timeout(claim.task, self.timeout)
-        lost = threading.Event()
-        ctx = Context(self.board, claim, time.monotonic() + timeout, lost)
-        beat = _Heartbeat(self.board, claim, self.ttl / 3, lost)
+        ctx = Context(self.board, claim, time.monotonic() + timeout)
         previous = signal.signal(GIVE_BACK_SIGNAL, _give_back)
-        beat.start()
         try:
             outcome, finish = self._call(claim, ctx, timeout)
         finally:
             signal.signal(GIVE_BACK_SIGNAL, previous)
-            beat.stop()
         return {"task": claim.id, "attempt": claim.task.attempts, "outcome": self._settle(claim, outcome, finish)}
 
     def _call(self, claim: Claim, ctx: Context, timeout: int) -> tuple[str, Finish]:
@@ -262,8 +222,8 @@ def run(board: str, task_id: str, token: str, attempt: int) -> dict[str, Any]:
         raise RuntimeError(f"{RUN} runs only in a kanban-worker")
     if board != runner.board.name:
         raise ValueError(f"job for board {board!r} reached a worker of board {runner.board.name!r}")
-    claim = runner.claims.get(token)
-    if claim is None or claim.id != task_id:
+    claim = runner.current
+    if claim is None or claim.id != task_id or claim.token != token:
         task = runner.board.get(task_id)
         if task.status != Status.RUNNING or task.claim_token != token:
             return {"task": task_id, "attempt": attempt, "outcome": "stale"}

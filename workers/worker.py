@@ -1,13 +1,20 @@
 """The rq worker of one lane: rq's own fork-per-job :class:`rq.Worker`, fed by board claims.
 
-Where a plain rq worker blocks on its queue, this one claims the next ready
-task of its lane from the board (blocking on the lane's signal key, no
-polling), dispatches the claim as an rq job (:mod:`workers.dispatch`) and
-then dequeues from its rq queue as rq always does. A worker claims only when
-it is idle, so a claim's lease starts when its run starts and the board's
-priority order is the order in which tasks run. Everything else is rq's:
-the fork of a work horse per job, the job timeout (death penalty), job and
-worker registries (``rq info``), warm shutdown on SIGTERM, burst mode.
+Where a plain rq worker pops its queue's list, this one claims the next
+ready task of its lane from the board (blocking on the lane's signal key, no
+polling) and runs the claim as an rq job (:mod:`workers.dispatch`). A worker
+claims only when it is idle, so a claim's lease starts when its run starts
+and the board's priority order is the order in which tasks run. Everything
+else is rq's: the fork of a work horse per job, the job timeout (death
+penalty), job and worker registries (``rq info``), warm shutdown on
+SIGTERM, burst mode.
+
+Leases: while a work horse runs, rq's worker wakes every
+``job_monitoring_interval`` seconds to heartbeat the job; this worker sets
+that interval to a third of the claim's ttl and renews the claim there too.
+A worker killed with its horse stops renewing, so the claim expires and the
+task is reclaimed; a claim found taken by another run kills the horse (its
+results would be refused anyway, and its side effects would repeat).
 
 Stopping: on SIGTERM the worker finishes its current task and exits. Past
 ``grace`` seconds it tells the work horse to give the claim back (the task
@@ -25,13 +32,12 @@ from typing import Any
 
 import redis
 from redis import Redis
-from rq.exceptions import DeserializationError
 from rq.job import Job
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 from rq.worker import Worker, WorkerStatus
 
-from kanban_redis import BoardRestoring, Claim, RedisUnavailable
+from kanban_redis import BoardRestoring, Claim, InvalidInput, RedisUnavailable, StaleClaim
 
 from .dispatch import TaskJob, dispatch, lane_queue
 from .job import GIVE_BACK_SIGNAL, Runner, install, task_timeout
@@ -42,6 +48,15 @@ log = logging.getLogger(__name__)
 CLAIM_SLICE = 1.0
 #: Pause after the board was unreachable or being restored, in seconds.
 UNAVAILABLE_PAUSE = 1.0
+#: Shortest claim ttl, in seconds: rq's monitoring alarm has whole seconds.
+MIN_TTL = 3.0
+
+
+def renew_interval(ttl: float) -> int:
+    """Seconds between lease renewals for a claim ttl: a third of it, in whole seconds (rq's alarm)."""
+    if ttl < MIN_TTL:
+        raise InvalidInput(f"ttl: must be at least {MIN_TTL} s (renewed every ttl/3, in whole seconds)")
+    return int(ttl // 3)
 
 
 class KanbanWorker(Worker):
@@ -61,20 +76,27 @@ class KanbanWorker(Worker):
                  name: str | None = None, **kwargs: Any) -> None:
         queue = lane_queue(connection, runner.board, lane)
         super().__init__([queue], name=name, connection=connection, serializer=JSONSerializer,
-                         job_class=TaskJob, log_job_description=False, **kwargs)
+                         job_class=TaskJob, log_job_description=False,
+                         job_monitoring_interval=renew_interval(runner.ttl), **kwargs)
         self.runner = runner
         self.lane = lane
         self.grace = grace
         self._holding = False
         install(runner)
 
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        super().bootstrap(*args, **kwargs)
+        queue = self.queues[0]  # jobs never enter its list; registered so `rq info` lists it
+        self.connection.sadd(queue.redis_queues_keys, queue.key)
+
     # -- dispatch -----------------------------------------------------------
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None,
                                      ) -> tuple[Job, Queue] | None:
-        """Claim, dispatch, dequeue. ``timeout=None`` (burst): None once the lane has nothing ready."""
+        """The job of the next claim. ``timeout=None`` (burst): None once the lane has nothing ready."""
         self.set_state(WorkerStatus.IDLE)
         self.procline(f"Claiming on {self.runner.board.name}/{self.lane}")
+        queue = self.queues[0]
         idle_since = time.monotonic()
         self._holding = True
         while not self._stop_requested:
@@ -84,39 +106,22 @@ class KanbanWorker(Worker):
                     self.run_maintenance_tasks()
                 claim = self.runner.board.claim(assignee=self.lane, worker=self.name, ttl=self.runner.ttl,
                                                 block=None if timeout is None else CLAIM_SLICE)
-                if claim is not None:
-                    if self._stop_requested:
-                        self._give_back(claim, "worker stopping")
-                        break
-                    self.runner.claims[claim.token] = claim
-                    dispatch(self.queues[0], self.runner.board, claim,
-                             task_timeout(claim.task, self.runner.timeout))
-                popped = self._pop()
+                if claim is not None and not self._stop_requested:
+                    self.runner.current = claim
+                    return dispatch(queue, self.runner.board, claim, task_timeout(claim.task, self.runner.timeout)), queue
             except (RedisUnavailable, BoardRestoring, redis.ConnectionError, redis.TimeoutError) as e:
                 self.log.warning("Worker %s: board unavailable: %s", self.name, e)
                 time.sleep(UNAVAILABLE_PAUSE)
                 continue
-            if popped is not None:
-                return popped
-            if claim is None and timeout is None:
+            if claim is not None:  # the stop request came during the claim
+                self._give_back(claim, "worker stopping")
+                break
+            if timeout is None:
                 break
             if max_idle_time is not None and time.monotonic() - idle_since > max_idle_time:
                 break
         self._holding = False
         return None
-
-    def _pop(self) -> tuple[Job, Queue] | None:
-        """A dispatched job, without blocking (a job rq cannot even read is dropped, logged)."""
-        while True:
-            try:
-                return self.queue_class.dequeue_any(self.queues, None, connection=self.connection,
-                                                    job_class=self.job_class, serializer=self.serializer,
-                                                    death_penalty_class=self.death_penalty_class)
-            except (redis.ConnectionError, redis.TimeoutError):
-                raise
-            except Exception as e:  # a foreign job whose hash rq cannot parse
-                self.log.error("Worker %s: dropping unreadable job %s: %s", self.name,
-                               getattr(e, "job_id", "?"), e)
 
     def _give_back(self, claim: Claim, reason: str) -> None:
         try:
@@ -129,10 +134,7 @@ class KanbanWorker(Worker):
             super().execute_job(job, queue)
         finally:
             self._holding = False
-            try:
-                self.runner.claims.pop(job.kwargs["token"], None)
-            except (DeserializationError, TypeError, KeyError):
-                pass
+            self.runner.current = None
 
     # -- stopping -----------------------------------------------------------
 
@@ -158,20 +160,31 @@ class KanbanWorker(Worker):
             except ProcessLookupError:
                 pass
 
+    def maintain_heartbeats(self, job: Job, execution: Any) -> None:
+        super().maintain_heartbeats(job, execution)
+        claim = self.runner.current
+        if claim is None:
+            return
+        try:
+            self.runner.board.heartbeat(claim.id, claim.token)
+        except StaleClaim as e:
+            self.log.warning("Worker %s: %s; stopping its run", self.name, e)
+            self.kill_horse()
+        except (RedisUnavailable, BoardRestoring) as e:
+            self.log.warning("Worker %s: could not renew the claim on task %s: %s", self.name, claim.id, e)
+
     def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
         """The horse died without recording its run (killed, crashed): fail the attempt now
         rather than wait for the lease to expire."""
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
-        try:
-            args = job.kwargs
-            claim = self.runner.claims.get(args["token"])
-        except (DeserializationError, TypeError, KeyError):
+        claim = self.runner.current
+        if claim is None:
             return
+        timeout = task_timeout(claim.task, self.runner.timeout)
         ran = (time.time() - job.started_at.timestamp()) if job.started_at else 0.0
-        timeout = task_timeout(claim.task, self.runner.timeout) if claim else job.timeout or 0
-        what = f"timed out after {timeout} s (work horse killed)" if timeout and ran >= timeout else \
+        what = f"timed out after {timeout} s (work horse killed)" if ran >= timeout else \
             f"work horse died (wait status {ret_val})"
         try:
-            self.runner.board.fail(args["task_id"], args["token"], error=what)
+            self.runner.board.fail(claim.id, claim.token, error=what)
         except Exception as e:  # stale claim, or Redis gone: the lease decides
-            self.log.warning("Worker %s: could not fail task %s: %s", self.name, args.get("task_id"), e)
+            self.log.warning("Worker %s: could not fail task %s: %s", self.name, claim.id, e)
