@@ -10,6 +10,7 @@ script that completes the parent.
 from __future__ import annotations
 
 import random
+import signal
 import time
 from typing import Any
 
@@ -33,8 +34,10 @@ def work(task: Task, ctx: Any) -> dict[str, Any]:
 def gateway(url: str, board_name: str, number: int, chains: int, pace: float) -> None:
     """One gateway process: ``chains`` requests of three tasks each, one request every ``pace`` seconds.
 
-    Idempotency keys make a re-sent request return the tasks it created before.
+    Idempotency keys make a re-sent request return the tasks it created before. Ctrl-C is
+    left to the demo, which stops its gateways itself.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     board = Board.from_url(url, board=board_name)
     rng = random.Random(number)
     for c in range(chains):
