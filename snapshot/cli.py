@@ -90,6 +90,7 @@ redis_option = click.option("--redis-url", envvar="REDIS_URL", default=None,
                             help="Redis URL (env REDIS_URL; default redis://127.0.0.1:6379/0).")
 board_option = click.option("--board", envvar="KANBAN_BOARD", default="default", show_default=True,
                             help="Board slug, or 'all' for every board (one file each; env KANBAN_BOARD).")
+all_option = click.option("--all-boards", is_flag=True, help="Same as --board all.")
 db_option = click.option("--db", "db", envvar="KANBAN_DB", default=str(DEFAULT_DB), show_default=True,
                          type=click.Path(dir_okay=False, path_type=Path),
                          help="The snapshot file (env KANBAN_DB); '{board}' in it is replaced by the slug.")
@@ -132,11 +133,11 @@ def _report(outcome: Outcome) -> None:
 
 
 @main.command()
-@_options(redis_option, board_option, db_option, keep_option, force_option)
-def now(redis_url: str | None, board: str, db: Path, keep: int, force: bool) -> None:
+@_options(redis_option, board_option, all_option, db_option, keep_option, force_option)
+def now(redis_url: str | None, board: str, all_boards: bool, db: Path, keep: int, force: bool) -> None:
     """Take and publish one snapshot (nothing is written when the board did not change)."""
     with _one_line():
-        job = SnapshotJob(_client(redis_url), board, db, keep=keep, force=force, warn=_warn)
+        job = SnapshotJob(_client(redis_url), ALL if all_boards else board, db, keep=keep, force=force, warn=_warn)
         try:
             for outcome in job.tick():
                 _report(outcome)
@@ -145,13 +146,14 @@ def now(redis_url: str | None, board: str, db: Path, keep: int, force: bool) -> 
 
 
 @main.command()
-@_options(redis_option, board_option, db_option, keep_option, force_option)
+@_options(redis_option, board_option, all_option, db_option, keep_option, force_option)
 @click.option("--interval", envvar="KANBAN_SNAPSHOT_INTERVAL", default=60.0, show_default=True,
               type=click.FloatRange(min=0.01), help="Seconds between snapshots.")
-def run(redis_url: str | None, board: str, db: Path, keep: int, force: bool, interval: float) -> None:
+def run(redis_url: str | None, board: str, all_boards: bool, db: Path, keep: int, force: bool,
+        interval: float) -> None:
     """Snapshot every INTERVAL seconds until SIGTERM/SIGINT, then take a final one."""
     with _one_line():
-        job = SnapshotJob(_client(redis_url), board, db, keep=keep, force=force, warn=_warn)
+        job = SnapshotJob(_client(redis_url), ALL if all_boards else board, db, keep=keep, force=force, warn=_warn)
         try:
             error = daemon.run(job, interval, report=_report, warn=_warn)
         finally:
@@ -161,11 +163,12 @@ def run(redis_url: str | None, board: str, db: Path, keep: int, force: bool, int
 
 
 @main.command(name="restore")
-@_options(redis_option, board_option, db_option)
+@_options(redis_option, board_option, all_option, db_option)
 @click.option("--force", is_flag=True, help="Replace the board if it holds data in Redis.")
 @click.option("--if-empty", is_flag=True, help="Do nothing (exit 0) if the board holds data in Redis.")
-def restore_cmd(redis_url: str | None, board: str, db: Path, force: bool, if_empty: bool) -> None:
+def restore_cmd(redis_url: str | None, board: str, all_boards: bool, db: Path, force: bool, if_empty: bool) -> None:
     """Load the newest sound snapshot (kanban.db, else a kept copy) back into Redis."""
+    board = ALL if all_boards else board
     with _one_line():
         client = _client(redis_url)
         for b in (boards_on_disk(db) if board == ALL else [board]):
@@ -240,9 +243,10 @@ def list_cmd(db: Path) -> None:
 
 
 @main.command()
-@_options(redis_option, board_option, db_option)
-def status(redis_url: str | None, board: str, db: Path) -> None:
+@_options(redis_option, board_option, all_option, db_option)
+def status(redis_url: str | None, board: str, all_boards: bool, db: Path) -> None:
     """Board seq in Redis against the snapshot's, the snapshot's age, and the daemon's next run."""
+    board = ALL if all_boards else board
     with _one_line():
         client = _client(redis_url)
         for b in (list_boards(client) if board == ALL else [board]):

@@ -20,6 +20,10 @@ from typing import Any
 from kanban_redis.errors import KanbanError
 
 
+#: Extra tries, 50 ms apart, before a held lock is reported (``is_held`` holds it for an instant).
+PROBE_RETRIES = 3
+
+
 class Locked(KanbanError):
     """Another snapshotter holds the lock of this snapshot file."""
 
@@ -66,9 +70,14 @@ class SnapshotLock:
 
     def acquire(self) -> SnapshotLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        for attempt in range(PROBE_RETRIES + 1):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt < PROBE_RETRIES:  # maybe only `status` probing for a moment
+                    time.sleep(0.05)
+        else:
             os.close(fd)
             holder = read_holder(self.db_path)
             who = f"{holder.get('host', '?')} pid {holder.get('pid', '?')}" if holder else "an unknown process"

@@ -62,7 +62,6 @@ def remove_temps(db_path: Path) -> int:
 class Published:
     path: Path
     size: int
-    kept: list[Path]
 
 
 def publish(source: sqlite3.Connection, db_path: Path, *, keep: int = DEFAULT_KEEP,
@@ -108,7 +107,7 @@ def publish(source: sqlite3.Connection, db_path: Path, *, keep: int = DEFAULT_KE
         old.unlink(missing_ok=True)
     if kept[keep:]:
         fsync_dir(directory)
-    return Published(db_path, db_path.stat().st_size, kept[:keep])
+    return Published(db_path, db_path.stat().st_size)
 
 
 def _keep_current(db_path: Path) -> None:

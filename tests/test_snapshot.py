@@ -332,3 +332,29 @@ def test_a_crashed_restore_keeps_the_board_closed_and_can_be_rerun(board: Board,
     assert "took over" in result.notes[0]
     assert len(Board(r, "t").list()) == 5
     assert Board(r, "t").create("after").status == Status.READY
+
+
+def test_an_unreadable_working_copy_is_rebuilt(board: Board, r: Any, tmp_path: Path) -> None:
+    db = tmp_path / "kanban.db"
+    tid = board.create("x").id
+    take(r, "t", db)
+    work_path(db).write_bytes(b"garbage" * 1000)
+    board.comment(tid, author="a", body="b")
+    out = take(r, "t", db)
+    assert out.mode == "full" and snapshot_tasks(db) == redis_tasks(r, "t")
+
+
+def test_restore_scripts_refuse_a_restore_that_was_taken_over(board: Board, r: Any, tmp_path: Path) -> None:
+    from kanban_redis.errors import BoardRestoring as Restoring
+    from snapshot.restore import _Restorer
+
+    rs = _Restorer(r, "t")
+    assert rs.run("restore_begin", "first", "0")[1] == "started"
+    assert rs.run("restore_begin", "second", "0")[1:] == ["resumed", "first"]
+    with pytest.raises(Restoring, match="second"):
+        rs.run("restore_load", "first", "[]")
+    with pytest.raises(Restoring):
+        rs.run("restore_end", "first", 1, "inc", "", "old", 10)
+    assert rs.run("restore_end", "second", 5, "inc", "", "old", 10)[1:] == [0, 0]
+    assert board.seq == 6 and r.get(board.keys.restoring) is None
+    assert board.create("after").rev == 7

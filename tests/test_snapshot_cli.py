@@ -86,7 +86,7 @@ def test_all_boards_get_a_file_each(env: dict[str, str], real_redis: redis.Redis
     assert res.exit_code == 0
     assert (tmp_path / "kanban-alpha.db").exists() and (tmp_path / "kanban-beta.db").exists()
     real_redis.flushdb()
-    res = cli("restore", "--board", "all", env=env)
+    res = cli("restore", "--all-boards", env=env)
     assert res.exit_code == 0 and "alpha: restored 1" in res.output and "beta: restored 1" in res.output
     assert Board(real_redis, "beta").list()[0].title == "task of beta"
 

@@ -74,3 +74,20 @@ def test_import_refuses_a_file_that_is_not_hermes(r: Any, tmp_path: Path) -> Non
     junk.write_bytes(b"not sqlite" * 100)
     with pytest.raises(NotHermes):
         import_hermes(r, "h", junk)
+
+
+def test_import_hermes_command(redis_url: str, real_redis: Any, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from snapshot.cli import Exit, main
+
+    path = hermes_db(tmp_path / "kanban.db")
+    env = {"REDIS_URL": redis_url}
+    res = CliRunner().invoke(main, ["import-hermes", str(path), "--board", "h"], env=env)
+    assert res.exit_code == 0 and "imported 5 tasks" in res.output
+    res = CliRunner().invoke(main, ["import-hermes", str(path), "--board", "h"], env=env)
+    assert res.exit_code == Exit.BOARD_EXISTS
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"x" * 5000)
+    res = CliRunner().invoke(main, ["import-hermes", str(junk), "--board", "h2"], env=env)
+    assert res.exit_code == Exit.NO_SNAPSHOT and res.output.count("\n") == 1
