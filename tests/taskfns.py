@@ -39,3 +39,7 @@ def act(task: Task, ctx: Any) -> Any:
 
 def other(task: Task, ctx: Any) -> str:
     return "other handler"
+
+
+def unserialisable(task: Task, ctx: Any) -> set[int]:
+    return {1, 2}

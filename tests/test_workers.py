@@ -316,9 +316,12 @@ def test_command_handler_maps_exit_codes(board: Board, workers: Workers, tmp_pat
 
 def test_a_task_may_name_only_allowed_handlers(board: Board, workers: Workers) -> None:
     allowed = board.create("other", assignee="l", metadata={"handler": "taskfns:other"})
+    not_json = board.create("not json", assignee="l", metadata={"handler": "taskfns:unserialisable"})
     refused = board.create("sneaky", assignee="l", metadata={"handler": "os:system", "argv": ["true"]})
-    workers.run("--handler-allow", "taskfns:other")
+    workers.run("--handler-allow", "taskfns:other", "--handler-allow", "taskfns:unserialisable")
     assert board.get(allowed.id).result == "other handler"
+    n = board.get(not_json.id)
+    assert n.status == Status.BLOCKED and n.block_kind == "failed" and "not JSON-serialisable" in (n.error or "")
     r = board.get(refused.id)
     assert r.status == Status.BLOCKED and r.block_kind == "refused"
     assert "handler 'os:system' is not allowed on this worker" in (r.block_reason or "")

@@ -52,7 +52,7 @@ class Options:
 
 
 def build(opts: Options, name: str) -> KanbanWorker:
-    """A worker for ``opts``: its board client, rq client, handlers and runner.
+    """A worker for ``opts``: its Redis client, board, handlers and runner.
 
     Raises:
         InvalidInput: bad settings or handler paths.

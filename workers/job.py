@@ -28,8 +28,8 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from datetime import datetime
+from functools import partial
 from types import FrameType
 from typing import Any
 
@@ -134,7 +134,7 @@ class Runner:
     timeout: int
     retry_delay: float
     #: The claim this worker is running: a work horse is a fork of the worker,
-    #: so it finds its claim here instead of re-reading the task.
+    #: so its job finds the claimed task here.
     current: Claim | None = None
 
     def run(self, claim: Claim) -> dict[str, Any]:
@@ -214,18 +214,14 @@ def install(runner: Runner) -> None:
 def run(board: str, task_id: str, token: str, attempt: int) -> dict[str, Any]:
     """The rq job function: run task ``task_id`` of ``board`` under the claim ``token``.
 
-    Returns a summary ``{"task", "attempt", "outcome"}``; the task's own result
-    is on the board. A claim that is no longer live runs nothing (``stale``).
+    Runs only in the work horse of the worker that made the claim; returns a
+    summary ``{"task", "attempt", "outcome"}`` (the task's own result is on the
+    board). A job that is not this worker's current claim runs nothing (``stale``).
     """
     runner = _runner
     if runner is None:
         raise RuntimeError(f"{RUN} runs only in a kanban-worker")
-    if board != runner.board.name:
-        raise ValueError(f"job for board {board!r} reached a worker of board {runner.board.name!r}")
     claim = runner.current
-    if claim is None or claim.id != task_id or claim.token != token:
-        task = runner.board.get(task_id)
-        if task.status != Status.RUNNING or task.claim_token != token:
-            return {"task": task_id, "attempt": attempt, "outcome": "stale"}
-        claim = Claim(task=task, token=token)
+    if board != runner.board.name or claim is None or (claim.id, claim.token) != (task_id, token):
+        return {"task": task_id, "attempt": attempt, "outcome": "stale"}
     return runner.run(claim)

@@ -24,7 +24,6 @@ request is given back unrun.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -41,8 +40,6 @@ from kanban_redis import BoardRestoring, Claim, InvalidInput, RedisUnavailable, 
 
 from .dispatch import TaskJob, dispatch, lane_queue
 from .job import GIVE_BACK_SIGNAL, Runner, install, task_timeout
-
-log = logging.getLogger(__name__)
 
 #: Longest a blocking claim waits before the worker heartbeats and checks for a stop request.
 CLAIM_SLICE = 1.0
@@ -65,7 +62,7 @@ class KanbanWorker(Worker):
     Args:
         runner: runs the claimed tasks (its board, handlers, ttl and timeouts).
         lane: the lane (assignee) whose ready tasks this worker runs.
-        connection: a bytes Redis client for rq (``decode_responses=False``).
+        connection: the Redis client (bytes, as rq needs; the runner's board may share it).
         grace: seconds after SIGTERM before the current task is given back; None waits for it.
         name: the worker's name in rq and on the board's claims.
     """
@@ -99,9 +96,12 @@ class KanbanWorker(Worker):
         queue = self.queues[0]
         idle_since = time.monotonic()
         self._holding = True
+        first = True  # rq's work loop has just sent the worker's heartbeat
         while not self._stop_requested:
             try:
-                self.heartbeat()
+                if not first:
+                    self.heartbeat()
+                first = False
                 if self.should_run_maintenance_tasks:
                     self.run_maintenance_tasks()
                 claim = self.runner.board.claim(assignee=self.lane, worker=self.name, ttl=self.runner.ttl,
