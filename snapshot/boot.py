@@ -188,9 +188,9 @@ def next_steps(plan: BootPlan, directory: Path) -> list[str]:
         "3. Start them when the distro boots, not at your first login:",
         "     loginctl enable-linger \"$USER\"",
         "4. Check:",
-        f"     kanban health --redis-url {plan.url} --board {plan.board} --db {plan.db} "
+        f"     {plan.bin}/kanban health --redis-url {plan.url} --board {plan.board} --db {plan.db} "
         f"--snapshot-interval {plan.interval:g}",
-        f"     kanban-snapshot status --redis-url {plan.url} --board {plan.board} --db {plan.db}",
+        f"     {plan.bin}/kanban-snapshot status --redis-url {plan.url} --board {plan.board} --db {plan.db}",
     ]
     if not plan.redis_url:
         steps += ["5. Point kanban and your gateways at this Redis (e.g. in ~/.profile):",

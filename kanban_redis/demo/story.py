@@ -79,7 +79,7 @@ def read_snapshot(db: Path) -> tuple[dict[str, str], dict[str, Task]]:
     """The meta and the tasks of a snapshot file, read-only."""
     conn = schema.connect(str(db), readonly=True)
     try:
-        tasks = [Task.from_fields(schema.task_fields(row)) for row in schema.rows(conn, "SELECT * FROM tasks")]
+        tasks = [Task.from_fields(schema.task_fields(row)) for row in conn.execute("SELECT * FROM tasks")]
         return schema.read_meta(conn), {t.id: t for t in tasks}
     finally:
         conn.close()
