@@ -154,8 +154,7 @@ class Story:
 
     def prepare(self) -> None:
         """A clean demo directory (a server left by an interrupted demo is stopped first)."""
-        if self.redis.local:
-            localdefault.stop(self.home)
+        localdefault.stop(self.home)
         shutil.rmtree(self.home, ignore_errors=True)
         self.home.mkdir(parents=True)
         unsafe = fscheck.check(self.home)
