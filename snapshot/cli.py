@@ -13,15 +13,16 @@ from contextlib import contextmanager
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
 from kanban_redis.config import Settings
 from kanban_redis.connection import connect
-from kanban_redis.errors import BoardRestoring, KanbanError, RedisUnavailable
+from kanban_redis.errors import BoardRestoring, InvalidInput, KanbanError, RedisUnavailable
 
-from . import daemon
-from .fscheck import UnsafeFilesystem
+from . import boot, daemon
+from .fscheck import UnsafeFilesystem, check
 from .hermes import NotHermes, import_hermes
 from .job import ALL, SnapshotJob, boards_on_disk, db_for, list_boards
 from .lock import Locked, is_held, read_holder
@@ -114,6 +115,7 @@ Examples:
   kanban-snapshot run --interval 60
   kanban-snapshot restore --if-empty        # at boot, before the gateways start
   kanban-snapshot verify --db ~/kanban/kanban.db && echo sound
+  kanban-snapshot install-boot --lane research --handler myapp.tasks:research
 """)
 @click.version_option(package_name="kanban-redis")
 def main() -> None:
@@ -260,3 +262,49 @@ def status(redis_url: str | None, board: str, all_boards: bool, db: Path) -> Non
             restoring = f" (restore running: {head.restoring})" if head.restoring else ""
             click.echo(f"{b}: redis seq {head.seq}{restoring}; {snap}{lag}; {daemon_text}")
 
+
+
+@main.command(name="install-boot", epilog="""\b
+Examples:
+  kanban-snapshot install-boot --lane research --lane code --handler myapp.tasks:run
+  kanban-snapshot install-boot --redis-url redis://127.0.0.1:6379/0 --interval 30
+""")
+@_options(redis_option, board_option, db_option)
+@click.option("--lane", "lanes", multiple=True, help="A lane whose workers start at boot (repeatable).")
+@click.option("--handler", help="The workers' handler, module:function (needed with --lane).")
+@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="rq workers per lane.")
+@click.option("--interval", envvar="KANBAN_SNAPSHOT_INTERVAL", default=60.0, show_default=True,
+              type=click.FloatRange(min=1), help="Seconds between snapshots.")
+@click.option("--port", default=boot.DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535),
+              help="Port of the Redis that kanban-redis.service runs (without --redis-url).")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the units go [default: ~/.config/systemd/user].")
+@click.option("--force", is_flag=True, help="Replace units that differ (edited by hand).")
+def install_boot(redis_url: str | None, board: str, db: Path, lanes: tuple[str, ...], handler: str | None,
+                 concurrency: int, interval: float, port: int, directory: Path | None, force: bool) -> None:
+    """Write systemd user units: Redis, a restore --if-empty, the snapshotter, workers per lane.
+
+    Without --redis-url (or REDIS_URL) kanban-redis.service runs a Redis that
+    keeps nothing on disk; the board comes back from kanban.db at every boot.
+    """
+    with _one_line():
+        db = db.absolute()
+        unsafe = check(db.parent)
+        if unsafe:
+            raise UnsafeFilesystem(unsafe.removesuffix(", or pass --force"))
+        if lanes and board == ALL:
+            raise InvalidInput("--board: workers need one board, not 'all'")
+        plan = boot.BootPlan(board=board, db=db, lanes=lanes, handler=handler, interval=interval,
+                             redis_url=redis_url, port=port, concurrency=concurrency)
+        texts = boot.units(plan)
+        target = (directory or boot.user_unit_dir()).absolute()
+        written = boot.install(texts, target, force=force, private=urlsplit(plan.url).password is not None)
+        db.parent.mkdir(parents=True, exist_ok=True)
+        redis_text = f"{plan.url} (your Redis)" if redis_url else f"{plan.url} ({boot.REDIS_UNIT}, in memory)"
+        click.echo(f"board {board}, kanban.db {db}, Redis {redis_text}")
+        for path, action in written:
+            click.echo(f"{action} {path}")
+        click.echo("")
+        for line in boot.next_steps(plan, target):
+            click.echo(line)

@@ -41,7 +41,8 @@ def hint_if_unknown(board: Board) -> None:
         note(f"board {board.name!r} has no tasks yet" + (f" (boards here: {', '.join(others)})" if others else ""))
 
 
-def _lines(view: dict[str, Any]) -> list[str]:
+def board_lines(view: dict[str, Any]) -> list[str]:
+    """The text of ``board`` for a view from :func:`collect`."""
     counts = view["counts"]
     head = f"board {view['board']}" + (f" lane {view['lane'] or '-'}" if view["lane"] is not None else "")
     lines = [style(head, bold=True) + f"  seq {view['seq']}  {sum(counts.values())} tasks  "
@@ -92,7 +93,7 @@ def board_cmd(app: App, lane: str | None, limit: int, watch: bool, interval: flo
             else:
                 if watch and tty:
                     click.clear()
-                for line in _lines(view):
+                for line in board_lines(view):
                     out(line)
                 if watch and not tty:
                     out("")
