@@ -21,6 +21,7 @@ import filecmp
 import importlib.util
 import json
 import os
+import sys
 import re
 import subprocess
 import time
@@ -265,6 +266,16 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def url_or_local(url: str | None, tool: str) -> str:
+    """``url`` when given; else the local default server's URL, starting it if needed
+    and saying so on stderr. Raises RedisUnavailable when none can be started."""
+    chosen, server = resolve(url)
+    if server is not None and server.started:
+        print(f"{tool}: {server.describe()}", file=sys.stderr)
+    assert chosen is not None
+    return chosen
 
 
 def resolve(url: str | None, *, start: bool = True) -> tuple[str | None, LocalServer | None]:

@@ -20,6 +20,7 @@ import click
 from kanban_redis.config import Settings
 from kanban_redis.connection import connect
 from kanban_redis.errors import BoardRestoring, InvalidInput, KanbanError, RedisUnavailable
+from kanban_redis.localdefault import url_or_local
 
 from . import boot, daemon
 from .fscheck import UnsafeFilesystem, check
@@ -76,7 +77,7 @@ def _warn(text: str) -> None:
 
 
 def _client(url: str | None) -> Any:
-    return connect(Settings.from_env(redis_url=url))
+    return connect(Settings.from_env(redis_url=url_or_local(url, "kanban-snapshot")))
 
 
 def _age(ms: str | None) -> str:
@@ -87,7 +88,7 @@ def _age(ms: str | None) -> str:
 
 
 redis_option = click.option("--redis-url", envvar="REDIS_URL", default=None,
-                            help="Redis URL (env REDIS_URL; default redis://127.0.0.1:6379/0).")
+                            help="Redis URL (env REDIS_URL; default: the local Redis, started if needed).")
 board_option = click.option("--board", envvar="KANBAN_BOARD", default="default", show_default=True,
                             help="Board slug, or 'all' for every board (one file each; env KANBAN_BOARD).")
 all_option = click.option("--all-boards", is_flag=True, help="Same as --board all.")
@@ -176,6 +177,9 @@ def restore_cmd(redis_url: str | None, board: str, all_boards: bool, db: Path, f
 
 
 def _restore_one(client: Any, board: str, path: Path, *, force: bool, if_empty: bool) -> None:
+    if if_empty and not any(p.exists() for p in [path, *kept_copies(path)]):
+        click.echo(f"{board}: no snapshot at {path}; nothing to restore (--if-empty)")
+        return
     bar: list[Any] = []
 
     def start(result: RestoreResult, total: int) -> None:

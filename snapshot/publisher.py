@@ -35,7 +35,9 @@ def copy_pattern(db_path: Path) -> re.Pattern[str]:
 
 
 def kept_copies(db_path: Path) -> list[Path]:
-    """The kept copies of ``db_path``, newest first."""
+    """The kept copies of ``db_path``, newest first (none when its directory is missing)."""
+    if not db_path.parent.is_dir():
+        return []
     pattern = copy_pattern(db_path)
     found = [(int(m.group(1)), p) for p in db_path.parent.iterdir() if (m := pattern.fullmatch(p.name))]
     return [p for _, p in sorted(found, reverse=True)]

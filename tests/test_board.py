@@ -172,9 +172,11 @@ def test_blocking_claim_returns_when_a_task_arrives(board: Board) -> None:
         time.sleep(0.3)
         board.create("arrives", assignee="q")
 
-    threading.Thread(target=later).start()
+    producer = threading.Thread(target=later)
+    producer.start()
     start = time.monotonic()
     c = board.claim(assignee="q", worker="w", block=30)
+    producer.join()
     assert c is not None and c.task.title == "arrives"
     assert time.monotonic() - start < 10  # woken by the task, long before the 30 s timeout
 

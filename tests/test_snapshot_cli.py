@@ -142,3 +142,20 @@ def test_kept_copies_never_exceed_keep(env: dict[str, str], real_redis: redis.Re
         b.comment(tid, author="a", body=str(i))
         assert cli("now", "--keep", "2", env=env).exit_code == 0
     assert len(kept_copies(tmp_path / "kanban.db")) == 2
+
+
+def test_restore_if_empty_without_any_snapshot_is_a_no_op(tmp_path: Path, redis_url: str) -> None:
+    """First boot: no kanban.db yet must not block what runs after the restore."""
+    for db in (tmp_path / "kanban.db", tmp_path / "missing-dir" / "kanban.db"):
+        done = subprocess.run([sys.executable, "-m", "snapshot", "restore", "--board", "fresh", "--db", str(db),
+                               "--redis-url", redis_url, "--if-empty"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert "nothing to restore" in done.stdout
+
+
+def test_restore_into_a_missing_directory_is_one_line(tmp_path: Path, redis_url: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "snapshot", "restore", "--board", "fresh",
+                           "--db", str(tmp_path / "nope" / "kanban.db"), "--redis-url", redis_url],
+                          capture_output=True, text=True)
+    assert done.returncode == 7 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

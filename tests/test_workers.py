@@ -282,18 +282,27 @@ def test_hand_written_jobs_run_no_code(board: Board, workers: Workers, tmp_path:
         assert raw.hget(f"rq:job:{job_id}", "status") == b"queued"
 
 
-def test_workers_pick_up_a_wiped_and_restored_board(board: Board, workers: Workers, real_redis: redis.Redis) -> None:
-    # The snapshot package is not on this branch: a restore is simulated by its
-    # effects (Redis wiped, the restoring marker, then the tasks back in ready).
+def test_workers_pick_up_a_wiped_and_restored_board(board: Board, workers: Workers, real_redis: redis.Redis,
+                                                    redis_url: str, tmp_path: Path) -> None:
+    """A reboot: Redis wiped while workers wait, the board restored from kanban.db, work resumes."""
+    db = tmp_path / "kanban.db"
+
+    def snapshot(*args: str) -> None:
+        done = subprocess.run([sys.executable, "-m", "snapshot", *args, "--board", BOARD, "--db", str(db),
+                               "--redis-url", redis_url], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+
     board.create("before", assignee="l")
     workers.start("--ttl", "3")
     wait_for(lambda: runs(real_redis))
-    real_redis.flushall()
-    real_redis.set(board.keys.restoring, "restore in progress")
-    time.sleep(1.5)  # workers meet BoardRestoring and keep waiting
-    real_redis.delete(board.keys.restoring)
-    restored = board.create_many([{"title": f"r{i}", "assignee": "l"} for i in range(3)])
-    wait_for(lambda: all(board.get(t.id).status == Status.DONE for t in restored))
+    waiting = board.create_many([{"title": f"r{i}", "assignee": "l"} for i in range(3)] +
+                                [{"title": "parked", "assignee": "l", "status": "triage"}])
+    snapshot("now")
+    real_redis.flushall()  # the reboot: rq's queues and registries go too
+    time.sleep(1.5)  # workers meet an empty board and keep waiting
+    snapshot("restore")
+    wait_for(lambda: all(board.get(t.id).status == Status.DONE for t in waiting[:3]))
+    assert board.get(waiting[3].id).status == Status.TRIAGE
 
 
 def test_command_handler_maps_exit_codes(board: Board, workers: Workers, tmp_path: Path) -> None:

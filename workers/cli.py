@@ -18,6 +18,7 @@ from rq.logutils import setup_loghandlers
 from kanban_redis import Board, KanbanError, Settings
 from kanban_redis.connection import connect, mask_url
 from kanban_redis.inputs import LANE_PATTERN, TTL_MAX_SECONDS
+from kanban_redis.localdefault import url_or_local
 
 from .handlers import Registry
 from .job import Runner
@@ -111,7 +112,7 @@ def supervise(opts: Options, count: int) -> int:
 
 
 @click.command(epilog=EXAMPLES)
-@click.option("--redis-url", envvar="REDIS_URL", help="Redis URL (default: REDIS_URL, else redis://127.0.0.1:6379/0).")
+@click.option("--redis-url", envvar="REDIS_URL", help="Redis URL (default: REDIS_URL, else the local Redis, started if needed).")
 @click.option("--board", envvar="KANBAN_BOARD", default="default", show_default=True, help="Board slug.")
 @click.option("--lane", envvar="KANBAN_LANE", required=True, help="Lane (assignee) whose ready tasks to run.")
 @click.option("--handler", envvar="KANBAN_HANDLER", required=True,
@@ -145,7 +146,12 @@ def main(redis_url: str | None, board: str, lane: str, handler: str, allow: tupl
     if not re.fullmatch(LANE_PATTERN, lane):
         raise click.BadParameter(f"{lane!r} is not a lane name", param_hint="--lane")
     try:
-        settings = Settings.from_env(redis_url=redis_url, board=board)
+        url = url_or_local(redis_url, "kanban-worker")
+    except KanbanError as e:
+        click.echo(f"kanban-worker: error: {e}", err=True)
+        sys.exit(EXIT_ERROR)
+    try:
+        settings = Settings.from_env(redis_url=url, board=board)
         Registry(handler, allow)
     except KanbanError as e:
         click.echo(f"kanban-worker: error: {e}", err=True)
