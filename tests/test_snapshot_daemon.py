@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -141,7 +142,8 @@ def test_kill_9_at_random_moments_leaves_a_sound_file(redis_url: str, real_redis
             if db.exists():
                 coherent(db)
                 seqs.append(verify(db).seq)
-            temps = {p.name.removesuffix("-journal") for p in tmp_path.glob(temp_prefix(db) + "*")}
+            # one interrupted publish may leave its temp file with SQLite's sidecars
+            temps = {re.sub(r"-(journal|wal|shm)$", "", p.name) for p in tmp_path.glob(temp_prefix(db) + "*")}
             assert len(temps) <= 1, temps
             assert len(kept_copies(db)) <= 4
         assert all(w.poll() is None for w in writers), "a writer died"
