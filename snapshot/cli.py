@@ -20,7 +20,9 @@ import click
 from kanban_redis.config import Settings
 from kanban_redis.connection import connect
 from kanban_redis.errors import BoardRestoring, InvalidInput, KanbanError, RedisUnavailable
+from kanban_redis import logs
 from kanban_redis.localdefault import url_or_local
+from kanban_redis.logs import event_logger
 
 from . import boot, daemon
 from .fscheck import UnsafeFilesystem, check
@@ -155,8 +157,16 @@ def run(redis_url: str | None, board: str, all_boards: bool, db: Path, keep: int
     """Snapshot every INTERVAL seconds until SIGTERM/SIGINT, then take a final one."""
     with _one_line():
         job = SnapshotJob(_client(redis_url), ALL if all_boards else board, db, keep=keep, force=force, warn=_warn)
+        logs.configure()
+
+        def report(outcome: Outcome) -> None:
+            _report(outcome)
+            event_logger("snapshot", board=outcome.board).info(
+                f"snapshot.{outcome.mode}", seq=outcome.seq, published=outcome.published, bytes=outcome.size,
+                path=str(outcome.path))
+
         try:
-            error = daemon.run(job, interval, report=_report, warn=_warn)
+            error = daemon.run(job, interval, report=report, warn=_warn)
         finally:
             job.close()
         if error is not None:

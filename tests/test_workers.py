@@ -375,3 +375,13 @@ def test_a_run_whose_claim_was_lost_is_stopped(board: Board, workers: Workers, r
     wait_for(horse_gone)  # the next renewal finds the claim gone and kills the work horse
     t = board.get(task.id)
     assert t.status == Status.RUNNING and t.claim_token == taken.token and t.error is None
+
+
+def test_each_run_is_logged_as_structured_events(board: Board, workers: Workers) -> None:
+    t = board.create("logged", assignee="l")
+    done = workers.run("--log-level", "INFO")
+    lines = [line for line in done.stderr.splitlines() if "event=run." in line]
+    assert len(lines) == 2, done.stderr
+    for line, event in zip(lines, ("run.start", "run.end")):
+        assert f" event={event} board={BOARD} task={t.id} attempt=1 worker=" in line
+    assert "outcome=done" in lines[1]

@@ -15,7 +15,7 @@ import click
 import redis
 from rq.logutils import setup_loghandlers
 
-from kanban_redis import Board, KanbanError, Settings
+from kanban_redis import Board, KanbanError, Settings, logs
 from kanban_redis.connection import connect, mask_url
 from kanban_redis.inputs import LANE_PATTERN, TTL_MAX_SECONDS
 from kanban_redis.localdefault import url_or_local
@@ -157,6 +157,11 @@ def main(redis_url: str | None, board: str, lane: str, handler: str, allow: tupl
         click.echo(f"kanban-worker: error: {e}", err=True)
         sys.exit(EXIT_USAGE)
     setup_loghandlers(log_level.upper(), name="workers")
+    try:
+        logs.configure(log_level)
+    except ValueError as e:
+        click.echo(f"kanban-worker: error: {e}", err=True)
+        sys.exit(EXIT_USAGE)
     opts = Options(settings=settings, lane=lane, handler=handler, allow=allow, ttl=ttl, retry_delay=retry_delay,
                    timeout=timeout, grace=grace, burst=burst, name=name or f"{socket.gethostname()}-{os.getpid()}",
                    log_level=log_level.upper())

@@ -38,6 +38,7 @@ from rq.timeouts import JobTimeoutException
 from kanban_redis import (Block, Board, BoardRestoring, Claim, InvalidInput, RedisUnavailable, Retry, StaleClaim,
                           Status, Task)
 from kanban_redis.inputs import REASON_MAX_CHARS
+from kanban_redis.logs import event_logger
 
 from .handlers import Registry
 
@@ -141,12 +142,18 @@ class Runner:
         """Run the handler under ``claim`` and record how the run ended; returns a summary."""
         timeout = task_timeout(claim.task, self.timeout)
         ctx = Context(self.board, claim, time.monotonic() + timeout)
+        events = event_logger("worker", board=self.board.name, task=claim.id, attempt=claim.task.attempts,
+                              worker=claim.task.claim_worker)
+        events.info("run.start", lane=claim.task.assignee or "", title=claim.task.title)
+        started = time.monotonic()
         previous = signal.signal(GIVE_BACK_SIGNAL, _give_back)
         try:
             outcome, finish = self._call(claim, ctx, timeout)
         finally:
             signal.signal(GIVE_BACK_SIGNAL, previous)
-        return {"task": claim.id, "attempt": claim.task.attempts, "outcome": self._settle(claim, outcome, finish)}
+        settled = self._settle(claim, outcome, finish)
+        events.info("run.end", outcome=settled, seconds=round(time.monotonic() - started, 3))
+        return {"task": claim.id, "attempt": claim.task.attempts, "outcome": settled}
 
     def _call(self, claim: Claim, ctx: Context, timeout: int) -> tuple[str, Finish]:
         b, tid, token = self.board, claim.id, claim.token
