@@ -3,7 +3,7 @@
 
 -- Scheduled tasks whose not_before has passed become ready; returns the count.
 local function promote_due(limit)
-  local ids = redis.call('ZRANGEBYSCORE', K_SCHEDULED, '-inf', NOW, 'LIMIT', 0, limit)
+  local ids = redis.call('ZRANGEBYSCORE', K_SCHEDULED, '-inf', NOW_S, 'LIMIT', 0, limit)
   for _, id in ipairs(ids) do
     local t = load(id)
     local rev = touch(id)
@@ -16,7 +16,7 @@ end
 -- Running tasks whose lease expired go back to ready, or to blocked once
 -- attempts reached max_attempts; returns the count.
 local function reclaim_expired(limit)
-  local ids = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', NOW, 'LIMIT', 0, limit)
+  local ids = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', NOW_S, 'LIMIT', 0, limit)
   for _, id in ipairs(ids) do
     local t = load(id)
     local rev = touch(id)

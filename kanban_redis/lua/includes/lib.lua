@@ -21,6 +21,9 @@ if ARGV[2] == '' then
 else
   NOW = tonumber(ARGV[2])
 end
+-- NOW as Redis stores it, formatted once: turning a Lua number into a string
+-- costs thousands of instructions and NOW is written many times per script.
+local NOW_S = string.format('%.17g', NOW)
 
 local function fail(code, detail)
   return {code, detail or ''}
@@ -51,6 +54,7 @@ end
 
 -- A value as Redis stores it when a script passes it (numbers as %.17g).
 local function as_stored(v)
+  if v == NOW then return NOW_S end
   if type(v) == 'number' then return string.format('%.17g', v) end
   return v
 end
@@ -156,7 +160,7 @@ end
 
 local function place(id, t, rev)
   local s = t.status
-  redis.call('ZADD', key_status(s), tonumber(id), id)
+  redis.call('ZADD', key_status(s), id, id)  -- the id is numeric: its own score
   if s == 'ready' then
     local lane = lane_of(t)
     redis.call('ZADD', key_ready(lane), ready_score(t.priority, rev), id)
@@ -243,7 +247,7 @@ local function commit(op, extra)
   if #touched_ids == 0 and not extra then return states end
   local seq = last_seq or redis.call('GET', K_SEQ)
   local entry = {'XADD', K_LOG, 'MAXLEN', '~', LOG_MAXLEN, as_stored(seq) .. '-0',
-    'op', op, 'at', NOW, 'tasks', '[' .. table.concat(parts, ',') .. ']',
+    'op', op, 'at', NOW_S, 'tasks', '[' .. table.concat(parts, ',') .. ']',
     'events', '[' .. table.concat(history, ',') .. ']'}
   if extra then
     for k, v in pairs(extra) do
