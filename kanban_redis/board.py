@@ -22,10 +22,10 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
 from .config import Settings
-from .connection import connect, credentials_checked, translate
+from .connection import connect, credentials_checked, reply_fields, reply_text, translate
 from .errors import ErrorCode, InvalidInput, TaskNotFound, error_for
-from .inputs import (PROGRESS_MAX_BYTES, RESULT_MAX_BYTES, ClaimArgs, CommentArgs, Reason, TaskSpec, invalid,
-                     json_text, tail_bytes, validated)
+from .inputs import (PROGRESS_MAX_BYTES, RESULT_MAX_BYTES, TTL_MAX_SECONDS, ClaimArgs, CommentArgs, Reason,
+                     TaskSpec, invalid, json_text, tail_bytes, validated)
 from .keys import BoardKeys
 from .models import Claim, Comment, Event, Status, Task, TaskEvent, from_ms, to_ms
 from .scripts import Scripts
@@ -38,14 +38,6 @@ BATCH = 200
 READ_CHUNK = 500
 #: Margin kept between a blocking wait and the socket timeout, in seconds.
 BLOCK_MARGIN = 1.0
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def _fields(raw: Mapping[Any, Any]) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in raw.items()}
 
 
 def _task_id(task_id: str | int) -> str:
@@ -107,7 +99,7 @@ class Board:
                 reply = call()
         code = int(reply[0])
         if code != ErrorCode.OK:
-            raise error_for(code, _text(reply[1]), task_id)
+            raise error_for(code, reply_text(reply[1]), task_id)
         return builtins.list(reply)
 
     def _read(self, fn: Callable[[], T]) -> T:
@@ -176,7 +168,7 @@ class Board:
         raw = self._read(lambda: self.redis.hgetall(self.keys.task(tid)))
         if not raw:
             raise TaskNotFound(f"task {tid} not found")
-        return Task.from_fields(_fields(raw))
+        return Task.from_fields(reply_fields(raw))
 
     def list(self, *, status: Status | str | None = None, assignee: str | None = None,
              limit: int | None = None) -> list[Task]:
@@ -199,13 +191,13 @@ class Board:
             def fetch(ids: list[Any] = ids) -> list[Any]:
                 pipe = self.redis.pipeline(transaction=False)
                 for tid in ids:
-                    pipe.hgetall(self.keys.task(_text(tid)))
+                    pipe.hgetall(self.keys.task(reply_text(tid)))
                 replies: list[Any] = pipe.execute()
                 return replies
 
             for raw in self._read(fetch):
                 if raw:
-                    task = Task.from_fields(_fields(raw))
+                    task = Task.from_fields(reply_fields(raw))
                     if assignee is None or task.assignee == assignee:
                         out.append(task)
         return out if limit is None else out[:limit]
@@ -223,7 +215,7 @@ class Board:
         """Change-log entries with seq > ``after`` (from the oldest kept), oldest first."""
         lo = "-" if after is None else f"({int(after)}-0"
         entries = self._read(lambda: self.redis.xrange(self.keys.log, lo, "+", count=count))
-        return [Event.from_entry(_text(eid), _fields(f)) for eid, f in entries]
+        return [Event.from_entry(reply_text(eid), reply_fields(f)) for eid, f in entries]
 
     @property
     def seq(self) -> int:
@@ -265,11 +257,11 @@ class Board:
         Raises StaleClaim when ``token`` is no longer the live claim.
         """
         tid = _task_id(task_id)
-        if ttl is not None and not 0 < ttl <= 7 * 24 * 3600:
+        if ttl is not None and not 0 < ttl <= TTL_MAX_SECONDS:
             raise InvalidInput("ttl: must be > 0 and at most a week")
         ms = "" if ttl is None else str(int(ttl * 1000))
         reply = self._run("heartbeat", tid, token, ms, task_id=tid, retry=True)
-        expires = from_ms(_text(reply[1]))
+        expires = from_ms(reply_text(reply[1]))
         assert expires is not None
         return expires
 

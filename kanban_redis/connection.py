@@ -9,7 +9,7 @@ re-runs a transition.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -18,6 +18,16 @@ from redis.retry import Retry
 
 from .config import Settings
 from .errors import InvalidInput, RedisUnavailable
+
+
+def reply_text(value: Any) -> str:
+    """A reply element as text, whether or not the client decodes responses."""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def reply_fields(raw: Mapping[Any, Any]) -> dict[str, str]:
+    """A hash or stream-entry reply as a dict of text."""
+    return {reply_text(k): reply_text(v) for k, v in raw.items()}
 
 
 def mask_url(url: str) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kanban_redis.connection import translate
+from kanban_redis.connection import reply_text, translate
 from kanban_redis.keys import ALL_BOARDS_META, BOARD_SLUG, board_from_meta_key, validate_board
 
 from . import fscheck
@@ -43,7 +43,7 @@ def boards_on_disk(db_path: Path) -> list[str]:
 
 def list_boards(client: Any) -> list[str]:
     with translate(client):
-        keys = [k.decode() if isinstance(k, bytes) else k for k in client.scan_iter(match=ALL_BOARDS_META, count=500)]
+        keys = [reply_text(k) for k in client.scan_iter(match=ALL_BOARDS_META, count=500)]
     return sorted(board_from_meta_key(k) for k in keys)
 
 

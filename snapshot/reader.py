@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from kanban_redis.board import _fields, _text
+from kanban_redis.connection import reply_fields, reply_text
 from kanban_redis.connection import translate
 from kanban_redis.keys import BoardKeys
 
@@ -51,10 +51,10 @@ class Entry:
 
     @classmethod
     def parse(cls, entry_id: Any, raw: dict[Any, Any]) -> Entry:
-        f = _fields(raw)
+        f = reply_fields(raw)
         tasks = json.loads(f.get("tasks") or "[]")
         events = json.loads(f.get("events") or "[]")
-        return cls(seq=int(_text(entry_id).split("-", 1)[0]), op=f["op"],
+        return cls(seq=int(reply_text(entry_id).split("-", 1)[0]), op=f["op"],
                    tasks=[{k: str(v) for k, v in t.items()} for t in tasks] if isinstance(tasks, list) else [],
                    events=events if isinstance(events, list) else [],
                    comment=json.loads(f["comment"]) if f.get("comment") else None)
@@ -86,17 +86,17 @@ class BoardReader:
             pipe.get(self.keys.restoring)
             pipe.zcard(self.keys.tasks)
             seq, meta, restoring, count = pipe.execute()
-        m = _fields(meta or {})
+        m = reply_fields(meta or {})
         return Head(seq=int(seq or 0), incarnation=m.get("incarnation"), created_at=m.get("created_at"),
                     restored_from=m.get("restored_from"),
-                    restoring=None if restoring is None else _text(restoring), task_count=int(count))
+                    restoring=None if restoring is None else reply_text(restoring), task_count=int(count))
 
     def pages(self) -> Iterator[TaskPage]:
         """Every task, in id order, a pipeline of small commands at a time."""
         low = "-inf"
         while True:
             with translate(self.redis):
-                ids = [_text(i) for i in self.redis.zrangebyscore(self.keys.tasks, low, "+inf", start=0,
+                ids = [reply_text(i) for i in self.redis.zrangebyscore(self.keys.tasks, low, "+inf", start=0,
                                                                   num=TASK_PAGE)]
                 if not ids:
                     return
@@ -110,7 +110,7 @@ class BoardReader:
             for i in range(len(ids)):
                 raw, events, comments = replies[3 * i:3 * i + 3]
                 if raw:
-                    page.states.append(raw if isinstance(next(iter(raw)), str) else _fields(raw))
+                    page.states.append(raw if isinstance(next(iter(raw)), str) else reply_fields(raw))
                     page.events.extend(json.loads(e) for e in events)
                     page.comments.extend(json.loads(c) for c in comments)
             yield page
@@ -139,7 +139,7 @@ class BoardReader:
                 yield page
             if len(raw) < LOG_PAGE:
                 return
-            lo = f"({_text(raw[-1][0])}"
+            lo = f"({reply_text(raw[-1][0])}"
 
     def trim(self, seq: int) -> None:
         """Drop log entries older than ``seq`` (the entry ``seq`` stays: it proves no gap)."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kanban_redis.board import _text
+from kanban_redis.connection import reply_text
 from kanban_redis.connection import translate
 from kanban_redis.errors import ErrorCode, KanbanError, error_for
 from kanban_redis.keys import BoardKeys
@@ -184,8 +184,8 @@ class _Restorer:
     @staticmethod
     def check(reply: list[Any]) -> list[Any]:
         if int(reply[0]) != ErrorCode.OK:
-            raise error_for(int(reply[0]), _text(reply[1]))
-        return [_text(x) if isinstance(x, bytes) else x for x in reply]
+            raise error_for(int(reply[0]), reply_text(reply[1]))
+        return [reply_text(x) if isinstance(x, bytes) else x for x in reply]
 
     def wipe(self) -> None:
         """Delete every key of the board but the restore marker."""
@@ -193,7 +193,7 @@ class _Restorer:
             cursor = 0
             while True:
                 cursor, found = self.redis.scan(cursor, match=self.keys.pattern, count=WIPE_BATCH)
-                doomed = [k for k in found if _text(k) != self.keys.restoring]
+                doomed = [k for k in found if reply_text(k) != self.keys.restoring]
                 if doomed:
                     self.redis.unlink(*doomed)
                 if int(cursor) == 0:

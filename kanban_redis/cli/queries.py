@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..board import BLOCK_MARGIN, READ_CHUNK, Board
-from ..connection import translate
+from ..connection import reply_fields, reply_text, translate
 from ..keys import ALL_BOARDS_META, board_from_meta_key
 from ..models import Event, Status, Task
 
@@ -28,12 +28,8 @@ OPEN = tuple(s for s in Status if s not in (Status.DONE, Status.ARCHIVED))
 BLOCK_SLICE = 5.0
 
 
-def _text(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
 def _event(entry_id: Any, fields: dict[Any, Any]) -> Event:
-    return Event.from_entry(_text(entry_id), {_text(k): _text(v) for k, v in fields.items()})
+    return Event.from_entry(reply_text(entry_id), reply_fields(fields))
 
 
 def counts(board: Board) -> dict[Status, int]:
@@ -47,7 +43,7 @@ def counts(board: Board) -> dict[Status, int]:
 def ids_in(board: Board, status: Status, *, newest_first: bool = False, limit: int = -1) -> list[str]:
     with translate(board.redis):
         fn = board.redis.zrevrange if newest_first else board.redis.zrange
-        return [_text(i) for i in fn(board.keys.status(status.value), 0, limit - 1 if limit > 0 else -1)]
+        return [reply_text(i) for i in fn(board.keys.status(status.value), 0, limit - 1 if limit > 0 else -1)]
 
 
 def fields_of(board: Board, ids: list[str], names: Iterable[str]) -> list[dict[str, str]]:
@@ -60,7 +56,7 @@ def fields_of(board: Board, ids: list[str], names: Iterable[str]) -> list[dict[s
             for tid in ids[start:start + READ_CHUNK]:
                 pipe.hmget(board.keys.task(tid), names)
             for values in pipe.execute():
-                rows.append({n: _text(v) for n, v in zip(names, values) if v is not None})
+                rows.append({n: reply_text(v) for n, v in zip(names, values) if v is not None})
     return rows
 
 
@@ -101,7 +97,7 @@ def column(board: Board, status: Status, rows: list[dict[str, str]] | None, *, l
 
 def children(board: Board, task_id: str) -> list[str]:
     with translate(board.redis):
-        return sorted((_text(c) for c in board.redis.smembers(board.keys.task_children(task_id))), key=int)
+        return sorted((reply_text(c) for c in board.redis.smembers(board.keys.task_children(task_id))), key=int)
 
 
 def recent_events(board: Board, count: int, upto: int) -> list[Event]:
@@ -132,9 +128,9 @@ def log_info(board: Board) -> dict[str, Any]:
         length, first, last, meta, restoring, lease = pipe.execute()
     return {
         "log_length": int(length),
-        "log_first_seq": int(_text(first[0][0]).split("-")[0]) if first else None,
-        "log_last_seq": int(_text(last[0][0]).split("-")[0]) if last else None,
-        "meta": {_text(k): _text(v) for k, v in meta.items()},
+        "log_first_seq": int(reply_text(first[0][0]).split("-")[0]) if first else None,
+        "log_last_seq": int(reply_text(last[0][0]).split("-")[0]) if last else None,
+        "meta": reply_fields(meta),
         "restoring": bool(restoring),
         "next_lease_expiry_ms": int(lease[0][1]) if lease else None,
     }
@@ -159,7 +155,7 @@ def changed_within(board: Board, seq: int, seconds: float) -> bool:
 def boards(board: Board) -> list[str]:
     """Slugs of every board on the server (those with a meta hash), sorted."""
     with translate(board.redis):
-        return sorted(board_from_meta_key(_text(k)) for k in board.redis.scan_iter(match=ALL_BOARDS_META, count=1000))
+        return sorted(board_from_meta_key(reply_text(k)) for k in board.redis.scan_iter(match=ALL_BOARDS_META, count=1000))
 
 
 def expired_leases(board: Board, now_ms: int) -> int:
