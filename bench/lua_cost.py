@@ -5,9 +5,10 @@ with N and 3N calls, and prints the difference per call: start-up and
 warm-up cancel out, and instruction counts do not depend on what else the
 machine is doing. Workloads, each against the same baseline in the same run:
 
-    trivial       EVALSHA of ``return 1`` (the per-request floor)
-    definitions   the generated preamble + lib.lua, then ``return 1`` (what
-                  every transition pays before doing anything)
+    trivial       EVALSHA of ``return 1`` (the per-request floor, and the raw
+                  limit of bench/claims.py)
+    trivial fcall  FCALL of a library function returning 1 (the floor of a
+                  transition, which is a function of the kanban library)
     20 calls      a script making 20 ``redis.call('EXISTS', k)`` (the cost of
                   one command issued from Lua is a twentieth of the excess)
     create        Board.create
@@ -31,7 +32,6 @@ import redis
 
 from kanban_redis import Board
 from kanban_redis.local import find_server, free_port
-from kanban_redis.scripts import _preamble, _read
 
 
 def drive(port: int, workload: str, calls: int, prefill: int) -> None:
@@ -47,10 +47,13 @@ def drive(port: int, workload: str, calls: int, prefill: int) -> None:
             time.sleep(0.2)
     board = Board(r, "bench")
     keys, prefix = board.keys.script_keys(), board.keys.prefix
-    lib = _read("include", "lib")
-    sources = {"trivial": "return 1", "definitions": _preamble(lib) + lib + "\nreturn 1",
+    sources = {"trivial": "return 1",
                "20 calls": "for i = 1, 20 do redis.call('EXISTS', KEYS[1]) end return 1"}
-    if workload in sources:
+    if workload == "trivial fcall":
+        r.function_load("#!lua name=floor\nredis.register_function('floor', function(keys, args) return 1 end)")
+        for _ in range(calls + 1):
+            r.fcall("floor", len(keys), *keys, prefix, "", 1)
+    elif workload in sources:
         src = sources[workload]
         script = r.register_script(src)
         for _ in range(calls + 1):
@@ -94,7 +97,7 @@ def main() -> int:
     n = args.calls
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for workload in ("trivial", "definitions", "20 calls", "create", "claim+complete"):
+        for workload in ("trivial", "trivial fcall", "20 calls", "create", "claim+complete"):
             small = instructions(workload, n, 3 * n + 1, Path(tmp) / "a.out")
             large = instructions(workload, 3 * n, 3 * n + 1, Path(tmp) / "b.out")
             results[workload] = (large - small) / (2 * n)

@@ -235,9 +235,11 @@ class Board:
         args = validated(ClaimArgs, assignee=assignee, worker=worker, ttl=ttl, block=block)
         deadline = time.monotonic() + (args.block or 0)
         sock = self.redis.connection_pool.connection_kwargs.get("socket_timeout")
+        woke = False
         while True:
             token = secrets.token_hex(16)
-            reply = self._run("claim", args.assignee or "", token, args.worker, int(args.ttl * 1000), BATCH)
+            reply = self._run("claim", args.assignee or "", token, args.worker, int(args.ttl * 1000), BATCH,
+                              "1" if woke else "0")
             if reply[1]:
                 return Claim(task=self._task(reply[1]), token=token)
             remaining = deadline - time.monotonic()
@@ -249,7 +251,7 @@ class Board:
             if sock:
                 wait = min(wait, max(sock - BLOCK_MARGIN, 0.1))
             with translate(self.redis):
-                self.redis.bzpopmin(self.keys.signal(args.assignee), timeout=max(wait, 0.01))
+                woke = self.redis.bzpopmin(self.keys.signal(args.assignee), timeout=max(wait, 0.01)) is not None
 
     def heartbeat(self, task_id: str | int, token: str, *, ttl: float | None = None) -> datetime:
         """Extend the claim's lease (by ``ttl`` seconds, default the claim's); returns the new expiry.

@@ -1,21 +1,29 @@
-"""Loads the Lua scripts in ``lua/`` and runs them by SHA.
+"""Loads the Lua transitions in ``lua/`` as one Redis function library and calls them with FCALL.
 
-Each script is assembled once per process: a generated preamble (error codes,
+The library is assembled once per process: a generated preamble (error codes,
 the move rules and the derived-key functions, all taken from the Python
-definitions so Lua and Python share one source of truth), then the files its
-``-- @include "name"`` lines name from ``lua/includes/``, then its own body.
-redis-py's ``Script`` runs it with EVALSHA and reloads it on NOSCRIPT (also
-inside a pipeline, where it loads missing scripts before executing).
+definitions so Lua and Python share one source of truth), every file in
+``lua/includes/`` that a script names with ``-- @include "name"``, then each
+script's body wrapped in a function registered as ``kanban_<version>_<name>``.
+
+Why a library rather than EVALSHA: an EVAL script re-creates all its helper
+functions and tables on every call, which cost more Redis CPU than most
+transitions' actual work; a library defines them once, at FUNCTION LOAD.
+The version is a hash of the library's text, so processes running different
+releases each find their own functions on a shared server. A server that lost
+its functions (restart without persistence, FUNCTION FLUSH) is reloaded on the
+first "Function not found".
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from redis.commands.core import Script
+import redis
 
 from .errors import ErrorCode
 from .keys import DERIVED, SCRIPT_KEYS
@@ -26,14 +34,15 @@ from .models import ALLOWED_MOVES
 LOG_MAXLEN = 100_000
 
 _INCLUDE = re.compile(r'^-- @include "([a-z_]+)"\s*$', re.MULTILINE)
+_VERSION = "@VERSION@"
 
 
 def _lua_str(s: str) -> str:
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _preamble(body: str) -> str:
-    """The definitions ``body`` uses (each one costs time on every call of the script)."""
+def _preamble() -> str:
+    """Constants, the call's KEYS/ARGV and the derived-key functions, shared by every function."""
     codes = ", ".join(f"{c.name}={c.value}" for c in ErrorCode)
     moves = ", ".join(
         f"[{_lua_str(src)}]={{" + ", ".join(f"[{_lua_str(dst)}]=true" for dst in sorted(dsts)) + "}"
@@ -42,15 +51,11 @@ def _preamble(body: str) -> str:
     lines = [
         f"local E = {{{codes}}}",
         f"local LOG_MAXLEN = {LOG_MAXLEN}",
-        "local " + ", ".join(f"K_{name.upper()}" for name in SCRIPT_KEYS)
-        + " = " + ", ".join(f"KEYS[{i}]" for i in range(1, len(SCRIPT_KEYS) + 1)),
-        "local PREFIX = ARGV[1]",
+        f"local MOVES = {{{moves}}}",
+        "-- set at the start of every call (see the registrations at the end)",
+        "local KEYS, ARGV, PREFIX, " + ", ".join(f"K_{name.upper()}" for name in SCRIPT_KEYS),
     ]
-    if "MOVES[" in body:
-        lines.append(f"local MOVES = {{{moves}}}")
     for kind, (before, after) in DERIVED.items():
-        if f"key_{kind}(" not in body:
-            continue
         tail = f" .. {_lua_str(after)}" if after else ""
         lines.append(f"local function key_{kind}(x) return PREFIX .. {_lua_str(before)} .. x{tail} end")
     return "\n".join(lines) + "\n"
@@ -63,35 +68,92 @@ def _read(kind: str, name: str) -> str:
     return (folder / f"{name}.lua").read_text(encoding="utf-8")
 
 
+def script_names() -> list[str]:
+    """Every transition: one ``lua/<name>.lua`` each."""
+    folder = resources.files("kanban_redis") / "lua"
+    return sorted(p.name[:-4] for p in folder.iterdir() if p.name.endswith(".lua"))
+
+
+def _registration(name: str, body: str) -> str:
+    keys = ", ".join(f"K_{n.upper()}" for n in SCRIPT_KEYS)
+    values = ", ".join(f"keys[{i}]" for i in range(1, len(SCRIPT_KEYS) + 1))
+    return (
+        f"local function run_{name}()\n{body}\nend\n"
+        f"redis.register_function('kanban_{_VERSION}_{name}', function(keys, args)\n"
+        f"  KEYS, ARGV, PREFIX = keys, args, args[1]\n"
+        f"  {keys} = {values}\n"
+        f"  begin()\n"
+        f"  return run_{name}()\n"
+        f"end)\n"
+    )
+
+
 @cache
-def source(name: str) -> str:
-    """The full text sent to Redis for script ``name`` (``lua/<name>.lua``)."""
-    body = _read("script", name)
+def library() -> tuple[str, str]:
+    """``(version, source)`` of the function library holding every transition."""
     seen: list[str] = []
+    parts: list[str] = []
 
-    def expand(text: str) -> str:
-        def one(match: re.Match[str]) -> str:
-            inc = match.group(1)
-            if inc in seen:
-                return ""
-            seen.append(inc)
-            return expand(_read("include", inc))
+    def includes(text: str) -> None:
+        for inc in _INCLUDE.findall(text):
+            if inc not in seen:
+                seen.append(inc)
+                inner = _read("include", inc)
+                includes(inner)
+                parts.append(inner)
 
-        return _INCLUDE.sub(one, text)
-
-    text = expand(body)
-    return _preamble(text) + text
+    includes('-- @include "lib"')  # begin() lives there: every function calls it
+    bodies = []
+    for name in script_names():
+        body = _read("script", name)
+        includes(body)
+        bodies.append(_registration(name, body))
+    template = "\n".join([_preamble(), *parts, *bodies])
+    version = hashlib.sha1(template.encode()).hexdigest()[:12]
+    return version, f"#!lua name=kanban_{version}\n" + template.replace(_VERSION, version)
 
 
 class Scripts:
-    """The scripts registered on one Redis client, created on first use."""
+    """The transitions as called on one Redis client; ``scripts[name](keys=..., args=...)``."""
 
     def __init__(self, client: Any) -> None:
         self._client = client
-        self._registered: dict[str, Script] = {}
+        self._loaded = False
 
-    def __getitem__(self, name: str) -> Script:
-        script = self._registered.get(name)
-        if script is None:
-            script = self._registered[name] = self._client.register_script(source(name))
-        return script
+    def load(self) -> None:
+        """FUNCTION LOAD the library unless this exact version is already there."""
+        try:
+            self._client.function_load(library()[1])
+        except redis.ResponseError as e:
+            if "already exists" not in str(e):
+                raise
+        self._loaded = True
+
+    def __getitem__(self, name: str) -> _Function:
+        return _Function(self, f"kanban_{library()[0]}_{name}")
+
+
+class _Function:
+    def __init__(self, scripts: Scripts, name: str) -> None:
+        self._scripts = scripts
+        self.name = name
+
+    def __call__(self, keys: list[str], args: list[Any], client: Any = None) -> Any:
+        """FCALL, loading the library first if the server does not have it.
+
+        In a pipeline (``client``) the library is loaded beforehand, once per
+        :class:`Scripts`: a server that loses it between that load and the
+        pipeline's execution fails those calls with "Function not found".
+        """
+        s = self._scripts
+        if client is not None:
+            if not s._loaded:
+                s.load()
+            return client.fcall(self.name, len(keys), *keys, *args)
+        try:
+            return s._client.fcall(self.name, len(keys), *keys, *args)
+        except redis.ResponseError as e:
+            if "Function not found" not in str(e):
+                raise
+        s.load()
+        return s._client.fcall(self.name, len(keys), *keys, *args)

@@ -1,4 +1,4 @@
-"""The script loader: assembly, EVALSHA with reload, pipelines, and key agreement."""
+"""The script loader: one function library, FCALL with reload, pipelines, and key agreement."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 
 from kanban_redis import Board, Status
 from kanban_redis.keys import DERIVED, BoardKeys
-from kanban_redis.scripts import Scripts, _preamble, source
+from kanban_redis.scripts import Scripts, _preamble, library, script_names
 
 LUA = resources.files("kanban_redis") / "lua"
-SCRIPTS = sorted(p.name[:-4] for p in LUA.iterdir() if p.name.endswith(".lua"))
+SCRIPTS = script_names()
 
 
 def test_every_script_has_a_header_naming_keys_argv_and_returns() -> None:
@@ -22,38 +22,48 @@ def test_every_script_has_a_header_naming_keys_argv_and_returns() -> None:
             assert word in head, (name, word)
 
 
-def test_includes_are_expanded_once_and_nothing_is_left_unresolved() -> None:
-    for name in SCRIPTS:
-        text = source(name)
-        assert "@include" not in text.replace('-- @include "', "")  # only the header mentions remain
-        includes_lib = "@include \"lib\"" in (LUA / f"{name}.lua").read_text()
-        assert text.count("local function load(") == includes_lib, name
+def test_library_holds_each_include_once_and_registers_every_script() -> None:
+    version, text = library()
+    assert text.startswith(f"#!lua name=kanban_{version}\n")
+    assert text.count("local function load(") == 1
+    assert text.count("local function claim_head(") == 1
+    registered = re.findall(r"register_function\('kanban_([0-9a-f]+)_([a-z_]+)'", text)
+    assert registered == [(version, name) for name in SCRIPTS]
 
 
 def test_lua_derived_keys_agree_with_keys_module(r: Any) -> None:
     keys = BoardKeys("agree")
     calls = ", ".join(f"key_{kind}('x7')" for kind in DERIVED)
-    body = f"return {{{calls}}}"
-    got = r.eval(_preamble(body) + body, 8, *keys.script_keys(), keys.prefix)
+    body = f"PREFIX = prefix\nreturn {{{calls}}}"
+    got = r.eval("local prefix = ARGV[1]\n" + _preamble() + body, 8, *keys.script_keys(), keys.prefix)
     expected = [getattr(keys, kind)("x7") for kind in DERIVED]
     assert [g.decode() if isinstance(g, bytes) else g for g in got] == expected
 
 
-def test_first_call_and_reload_after_script_flush(r: Any) -> None:
+def test_first_call_and_reload_after_function_flush(r: Any) -> None:
     board = Board(r, "s")
     board.create("a")
-    r.script_flush()
+    r.function_flush()
     assert board.create("b").id == "2"
-    assert all(r.script_exists(Scripts(r)[name].sha)[0] for name in ("create",))
+    names = [lib[1] for lib in r.function_list()]
+    assert [n.decode() if isinstance(n, bytes) else n for n in names] == [f"kanban_{library()[0]}"]
+
+
+def test_another_version_of_the_library_is_left_alone(r: Any) -> None:
+    other = "#!lua name=kanban_000000000000\nredis.register_function('kanban_000000000000_x', function() return 7 end)"
+    r.function_load(other)
+    board = Board(r, "v")
+    assert board.create("a").id == "1"
+    assert r.fcall("kanban_000000000000_x", 0) == 7
 
 
 def test_scripts_inside_a_pipeline_are_loaded_first(r: Any) -> None:
     board = Board(r, "p")
     board.create("t")
-    r.script_flush()
-    script = Scripts(r)["claim"]
+    r.function_flush()
+    fn = Scripts(r)["claim"]
     pipe = r.pipeline()
-    script(keys=board.keys.script_keys(), args=[board.keys.prefix, "", "", "tok", "w", 1000, 10], client=pipe)
+    fn(keys=board.keys.script_keys(), args=[board.keys.prefix, "", "", "tok", "w", 1000, 10], client=pipe)
     pipe.get(board.keys.seq)
     reply, seq = pipe.execute()
     assert reply[0] == 0 and int(seq) == 2
@@ -76,12 +86,6 @@ def test_decode_responses_off_works_too(real_redis: Any, redis_url: str) -> None
 def test_error_codes_table_is_generated_from_python() -> None:
     from kanban_redis.errors import ErrorCode
 
-    pre = _preamble("")
+    pre = _preamble()
     for code in ErrorCode:
         assert re.search(rf"\b{code.name}={code.value}\b", pre)
-
-
-def test_preamble_defines_only_what_the_script_uses() -> None:
-    assert "local MOVES" in source("move")
-    assert "local MOVES" not in source("claim")
-    assert "key_task_comments" not in _preamble("return key_task('1')")

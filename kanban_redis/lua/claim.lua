@@ -9,6 +9,7 @@
 -- ARGV[3]  lane ("" = unassigned tasks)
 -- ARGV[4]  claim token         ARGV[5]  worker name
 -- ARGV[6]  lease ttl (ms)      ARGV[7]  housekeeping limit (tasks per kind)
+-- ARGV[8]  "1" when the caller woke on the lane's signal (pass it on if more is ready)
 -- Returns  {0, task JSON}            claimed
 --          {0, false, ms or false}   nothing ready; ms until the next scheduled/lease deadline
 -- Events   'claimed' (+ 'promoted', 'reclaimed', 'blocked'); one log entry, op 'claim'.
@@ -22,7 +23,7 @@ if g then return g end
 local limit = tonumber(ARGV[7])
 promote_due(limit)
 reclaim_expired(limit)
-local id = claim_head(ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]))
+local id = claim_head(ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[8] == '1')
 local states = commit('claim')
 if id then return {0, states[id]} end
 return {0, false, next_wake() or false}

@@ -2,7 +2,9 @@
 -- Used by claim.lua and by complete.lua (claim_next). Emits 'claimed'.
 
 -- Claims the next ready task of lane with token; returns its id or nil.
-local function claim_head(lane, token, worker, ttl_ms)
+-- woke: the caller consumed the lane's wake-up signal to get here, so it
+-- passes the signal on while the lane has more work (one wake-up per pop).
+local function claim_head(lane, token, worker, ttl_ms, woke)
   local head = redis.call('ZPOPMIN', key_ready(lane))
   if #head == 0 then return nil end
   local id = head[1]
@@ -13,10 +15,9 @@ local function claim_head(lane, token, worker, ttl_ms)
   if not t.started_at then hset(id, 'started_at', NOW) end
   hset(id, 'attempts', attempts, 'claim_token', token, 'claim_worker', worker,
     'claimed_at', NOW, 'claim_expires_at', expires, 'heartbeat_at', NOW, 'claim_ttl', ttl_ms)
-  set_status(id, t, 'running', rev)
+  set_status(id, t, 'running', rev, true)
   record(id, rev, 'claimed', {attempt = attempts, worker = worker, token = token})
-  -- one wake-up per pop: pass the signal on while the lane has more work
-  if redis.call('ZCARD', key_ready(lane)) > 0 then
+  if woke and redis.call('ZCARD', key_ready(lane)) > 0 then
     redis.call('ZADD', key_signal(lane), 0, 'm')
   end
   return id

@@ -14,16 +14,27 @@
 -- that copy and buffer the write, and commit() sends one HSET (and HDEL) per
 -- task before logging the in-memory state: no second read, fewer calls.
 
-local NOW
-if ARGV[2] == '' then
-  local t = redis.call('TIME')
-  NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-else
-  NOW = tonumber(ARGV[2])
+-- Per-call state: set by begin() at the start of every call (the library is
+-- loaded once and its functions run one at a time, so these are safe to share).
+local NOW, NOW_S
+local cache, pending, pending_ids, touched_ids, touched, history, last_seq
+
+-- Starts a call: the time (formatted once: turning a Lua number into a string
+-- costs thousands of instructions and NOW is written many times per script)
+-- and empty buffers.
+local function begin()
+  if ARGV[2] == '' then
+    local t = redis.call('TIME')
+    NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    NOW_S = string.format('%d', NOW)
+  else
+    NOW_S = ARGV[2]
+    NOW = tonumber(NOW_S)
+  end
+  cache, pending, pending_ids = {}, {}, {}
+  touched_ids, touched, history = {}, {}, {}
+  last_seq = nil
 end
--- NOW as Redis stores it, formatted once: turning a Lua number into a string
--- costs thousands of instructions and NOW is written many times per script.
-local NOW_S = string.format('%.17g', NOW)
 
 local function fail(code, detail)
   return {code, detail or ''}
@@ -35,10 +46,8 @@ local function guard()
   end
 end
 
--- id -> the task's fields as this script has left them (loaded tasks only).
-local cache = {}
--- id -> field -> new value, or false to delete; flushed by flush().
-local pending, pending_ids = {}, {}
+-- cache: id -> the task's fields as this call has left them (loaded tasks only).
+-- pending: id -> field -> new value, or false to delete; flushed by flush().
 
 -- The task's fields (shared with later calls: change them through hset/hdel), or nil.
 local function load(id)
@@ -52,10 +61,11 @@ local function load(id)
   return t
 end
 
--- A value as Redis stores it when a script passes it (numbers as %.17g).
+-- A value as Redis stores it when a script passes it (numbers as %.17g, which
+-- for whole numbers is %d: the cheaper format).
 local function as_stored(v)
   if v == NOW then return NOW_S end
-  if type(v) == 'number' then return string.format('%.17g', v) end
+  if type(v) == 'number' then return string.format(v % 1 == 0 and '%d' or '%.17g', v) end
   return v
 end
 
@@ -115,8 +125,6 @@ local function flush()
   pending, pending_ids = {}, {}
 end
 
-local touched_ids, touched, history = {}, {}, {}
-local last_seq = nil
 
 -- Bumps the board seq for one changed task and returns it (the task's new rev).
 local function touch(id)
@@ -131,25 +139,30 @@ local function touch(id)
 end
 
 -- Appends one line to the task's history (and to this script's log entry).
+-- (The envelope is concatenated: id is numeric text and kind a fixed word, so
+-- only data needs the JSON encoder.)
 local function record(id, rev, kind, data)
-  local ev = cjson.encode({task_id = id, seq = rev, at = NOW, kind = kind, data = data or {}})
+  local ev = '{"task_id":"' .. id .. '","seq":' .. string.format('%d', rev) .. ',"at":' .. NOW_S
+    .. ',"kind":"' .. kind .. '","data":' .. cjson.encode(data or {}) .. '}'
   redis.call('RPUSH', key_task_events(id), ev)
   history[#history + 1] = ev
 end
 
 local function ready_score(priority, rev)
   -- priority desc (range -1000..1000), then rev asc: exact below 2^53
-  return (1000 - tonumber(priority or 0)) * 4398046511104 + rev
+  return string.format('%d', (1000 - tonumber(priority or 0)) * 4398046511104 + rev)
 end
 
 local function lane_of(t)
   return t.assignee or ''
 end
 
-local function unplace(id, t)
+-- popped: the task has already left its ready queue (claim_head popped it).
+local function unplace(id, t, popped)
   local s = t.status
   redis.call('ZREM', key_status(s), id)
   if s == 'ready' then
+    if popped then return end
     redis.call('ZREM', key_ready(lane_of(t)), id)
   elseif s == 'scheduled' then
     redis.call('ZREM', K_SCHEDULED, id)
@@ -166,15 +179,15 @@ local function place(id, t, rev)
     redis.call('ZADD', key_ready(lane), ready_score(t.priority, rev), id)
     redis.call('ZADD', key_signal(lane), 0, 'm')
   elseif s == 'scheduled' then
-    redis.call('ZADD', K_SCHEDULED, tonumber(t.not_before), id)
+    redis.call('ZADD', K_SCHEDULED, t.not_before, id)
   elseif s == 'running' then
-    redis.call('ZADD', K_LEASES, tonumber(t.claim_expires_at), id)
+    redis.call('ZADD', K_LEASES, t.claim_expires_at, id)
   end
 end
 
 -- Moves task t (already loaded) to status and keeps every index in step.
-local function set_status(id, t, status, rev)
-  unplace(id, t)
+local function set_status(id, t, status, rev, popped)
+  unplace(id, t, popped)
   t.status = status
   hset(id, 'status', status)
   place(id, t, rev)
