@@ -293,7 +293,7 @@ class Board:
             raise InvalidInput(f"result: {e}") from None
         next_token = secrets.token_hex(16) if claim_next else ""
         reply = self._run("complete", tid, token, payload, "1" if claim_next else "0", next_token,
-                          worker or "", "" if ttl is None else str(int(ttl * 1000)), task_id=tid)
+                          worker or "", "" if ttl is None else str(int(ttl * 1000)), BATCH, task_id=tid)
         done = self._task(reply[1])
         if not claim_next:
             return done

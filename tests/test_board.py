@@ -221,6 +221,21 @@ def test_complete_with_claim_next(board: Board) -> None:
     assert last.status == Status.DONE and none is None
 
 
+def test_claim_next_promotes_due_tasks_and_reclaims_expired_leases_first(make_board, clock) -> None:  # noqa: ANN001
+    board = make_board(clock=clock)
+    board.create("first", assignee="l")
+    due = board.create("due", assignee="l", priority=5, not_before=clock.now + 30)
+    lost = board.create("lost", assignee="l")
+    c = board.claim(assignee="l", worker="w", ttl=60)
+    gone = board.claim(assignee="l", worker="crashed", ttl=10)
+    assert (c.task.title, gone.id) == ("first", lost.id)
+    clock.advance(40)  # "due" falls due and the crashed worker's lease expires
+    _, nxt = board.complete(c.id, c.token, claim_next=True)
+    assert nxt is not None and nxt.id == due.id  # promoted, and the higher priority
+    assert board.get(lost.id).status == Status.READY
+    assert [e.kind for e in board.history(lost.id)][-1] == "reclaimed"
+
+
 def test_fail_retries_then_dead_letters(board: Board) -> None:
     t = board.create("flaky", max_attempts=2)
     c = board.claim(worker="w")

@@ -241,7 +241,11 @@ class Model:
         t.completed = True
         self.record(t)
         self.release_children(t)
-        nxt = self.claim_head(t.lane, next_token, ttl or lease) if next_token else None
+        nxt = None
+        if next_token:
+            self.promote_due()
+            self.reclaim_expired()
+            nxt = self.claim_head(t.lane, next_token, ttl or lease)
         self.commit("complete")
         return nxt
 

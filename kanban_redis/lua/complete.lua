@@ -3,17 +3,21 @@
 -- Guarantees: only the live claim token completes; the task becomes done with
 -- its result; children whose parents are now all finished leave todo in the
 -- same script; with claim_next the head of the same lane is claimed too
--- (saves a round trip per task).
+-- (saves a round trip per task), after the housekeeping claim.lua does
+-- (due scheduled tasks promoted, expired leases reclaimed, up to ARGV[10] each).
 -- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
 -- ARGV[1]  key prefix          ARGV[2]  now ms or ""
 -- ARGV[3]  task id             ARGV[4]  claim token
 -- ARGV[5]  result JSON or ""   ARGV[6]  "1" to claim the next task of the lane
 -- ARGV[7]  next claim token    ARGV[8]  worker ("" = the same)   ARGV[9]  ttl ms ("" = the same)
+-- ARGV[10] housekeeping limit (tasks per kind) before the next claim
 -- Returns  {0, task JSON, next task JSON or false}
 --          {TASK_NOT_FOUND|STALE_CLAIM|RESTORING, detail}
--- Events   'completed', 'promoted' for released children, 'claimed'; one log entry, op 'complete'.
+-- Events   'completed', 'promoted' for released children and due tasks, 'reclaimed', 'claimed';
+--          one log entry, op 'complete'.
 -- @include "lib"
 -- @include "claims"
+-- @include "housekeeping"
 -- @include "claiming"
 
 local id = ARGV[3]
@@ -31,6 +35,9 @@ local next_id = nil
 if ARGV[6] == '1' then
   local worker = ARGV[8] ~= '' and ARGV[8] or t.claim_worker
   local ttl = tonumber(ARGV[9] ~= '' and ARGV[9] or lease_ms)
+  local limit = tonumber(ARGV[10])
+  promote_due(limit)
+  reclaim_expired(limit)
   next_id = claim_head(lane_of(t), ARGV[7], worker, ttl)
 end
 local states = commit('complete')
