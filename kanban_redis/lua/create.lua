@@ -25,8 +25,9 @@ for _, s in ipairs(specs) do
   end
 end
 
-redis.call('HSETNX', K_META, 'incarnation', ARGV[4])
-redis.call('HSETNX', K_META, 'created_at', NOW)
+if redis.call('HSETNX', K_META, 'incarnation', ARGV[4]) == 1 then
+  redis.call('HSET', K_META, 'created_at', NOW_S)
+end
 
 local ids, flags = {}, {}
 for i, s in ipairs(specs) do

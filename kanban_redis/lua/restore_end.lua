@@ -9,7 +9,7 @@
 -- ARGV[1]  key prefix          ARGV[2]  now ms or ""
 -- ARGV[3]  marker text (as given to restore_begin)
 -- ARGV[4]  the snapshot's seq  ARGV[5]  new incarnation id
--- ARGV[6]  board created_at ms, or ""           ARGV[7]  the snapshot's incarnation
+-- ARGV[6]  board created_at ms, or "" (now)     ARGV[7]  the snapshot's incarnation
 -- ARGV[8]  most running tasks to requeue in this call
 -- Returns  {0, requeued, running left} (left = 0: the restore is over)
 --          {RESTORING, current marker} when another restore took over
@@ -26,7 +26,7 @@ if tonumber(redis.call('GET', K_SEQ) or '0') < tonumber(ARGV[4]) then
 end
 redis.call('HSET', K_META, 'incarnation', ARGV[5], 'restored_from', ARGV[7], 'restored_seq', ARGV[4],
   'restored_at', NOW)
-if ARGV[6] ~= '' then redis.call('HSET', K_META, 'created_at', ARGV[6]) end
+redis.call('HSET', K_META, 'created_at', ARGV[6] ~= '' and ARGV[6] or NOW_S)
 
 local ids = redis.call('ZRANGE', key_status('running'), 0, tonumber(ARGV[8]) - 1)
 for _, id in ipairs(ids) do
