@@ -20,14 +20,19 @@
 -- @include "housekeeping"
 -- @include "claiming"
 
+local g = guard()
+if g then return g end
 local id = ARGV[3]
-local t, rev, err = claimed(id, ARGV[4])
+local t, err = check_claim(id, ARGV[4])
 if not t then return err end
 local lease_ms = t.claim_ttl
-set_status(id, t, 'done', rev)
 end_lease(id)
-hset(id, 'completed_at', NOW)
-if ARGV[5] ~= '' then hset(id, 'result', ARGV[5]) end
+local rev
+if ARGV[5] ~= '' then
+  rev = rewrite(id, t, 'done', false, 'completed_at', NOW_S, 'result', ARGV[5])
+else
+  rev = rewrite(id, t, 'done', false, 'completed_at', NOW_S)
+end
 record(id, rev, 'completed', {attempt = tonumber(t.attempts), worker = t.claim_worker})
 release_children(id)
 

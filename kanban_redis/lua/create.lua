@@ -30,6 +30,7 @@ if redis.call('HSETNX', K_META, 'incarnation', ARGV[4]) == 1 then
 end
 
 local ids, flags = {}, {}
+local optional = {'body', 'assignee', 'idempotency_key', 'not_before', 'metadata', 'created_by'}
 for i, s in ipairs(specs) do
   local existing = s.idempotency_key and redis.call('HGET', K_IDEM, s.idempotency_key)
   if existing then
@@ -37,35 +38,35 @@ for i, s in ipairs(specs) do
   else
     local rev = redis.call('INCR', K_SEQ)
     last_seq = rev
-    local id = tostring(rev)
-    local t = {id = id, board = ARGV[3], title = s.title, status = 'todo', priority = tostring(s.priority),
-      max_attempts = tostring(s.max_attempts), attempts = '0', created_at = NOW}
-    local fields = {'id', id, 'board', ARGV[3], 'title', s.title, 'priority', s.priority,
-      'max_attempts', s.max_attempts, 'attempts', 0, 'created_at', NOW, 'updated_at', NOW, 'rev', rev}
-    for _, f in ipairs({'body', 'assignee', 'idempotency_key', 'not_before', 'metadata', 'created_by'}) do
+    -- every value a string formatted once ('%d' for whole numbers): Redis would
+    -- format each Lua number it is passed again, at several times the cost
+    local id = string.format('%d', rev)
+    if s.not_before then s.not_before = string.format('%d', s.not_before) end
+    local fields = {'id', id, 'board', ARGV[3], 'title', s.title, 'priority', string.format('%d', s.priority),
+      'max_attempts', string.format('%d', s.max_attempts), 'attempts', '0', 'created_at', NOW_S,
+      'updated_at', NOW_S, 'rev', id}
+    for _, f in ipairs(optional) do
       if s[f] then
-        t[f] = s[f]
         fields[#fields + 1] = f
         fields[#fields + 1] = s[f]
       end
     end
     if #s.parents > 0 then
-      t.parents = cjson.encode(s.parents)
       fields[#fields + 1] = 'parents'
-      fields[#fields + 1] = t.parents
+      fields[#fields + 1] = cjson.encode(s.parents)
     end
+    local t = {}
+    for j = 1, #fields, 2 do t[fields[j]] = fields[j + 1] end
     local status = s.status
     if not status or status == 'ready' or status == 'scheduled' then status = runnable_status(t) end
     t.status = status
     fields[#fields + 1] = 'status'
     fields[#fields + 1] = status
     redis.call('HSET', key_task(id), unpack(fields))
-    local stored = {}
-    for j = 1, #fields, 2 do stored[fields[j]] = as_stored(fields[j + 1]) end
-    cache[id] = stored
+    cache[id] = t
     touched[id] = true
     touched_ids[#touched_ids + 1] = id
-    redis.call('ZADD', K_TASKS, rev, id)
+    redis.call('ZADD', K_TASKS, id, id)  -- the id is numeric: its own score
     for _, p in ipairs(s.parents) do redis.call('SADD', key_task_children(p), id) end
     if s.idempotency_key then redis.call('HSET', K_IDEM, s.idempotency_key, id) end
     place(id, t, rev)

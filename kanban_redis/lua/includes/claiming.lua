@@ -9,13 +9,11 @@ local function claim_head(lane, token, worker, ttl_ms, woke)
   if #head == 0 then return nil end
   local id = head[1]
   local t = load(id)
-  local rev = touch(id)
   local attempts = tonumber(t.attempts or '0') + 1
-  local expires = NOW + ttl_ms
-  if not t.started_at then hset(id, 'started_at', NOW) end
-  hset(id, 'attempts', attempts, 'claim_token', token, 'claim_worker', worker,
-    'claimed_at', NOW, 'claim_expires_at', expires, 'heartbeat_at', NOW, 'claim_ttl', ttl_ms)
-  set_status(id, t, 'running', rev, true)
+  local rev = rewrite(id, t, 'running', true, 'attempts', string.format('%d', attempts),
+    'claim_token', token, 'claim_worker', worker, 'claimed_at', NOW_S, 'started_at', t.started_at or NOW_S,
+    'claim_expires_at', string.format('%d', NOW + ttl_ms), 'heartbeat_at', NOW_S,
+    'claim_ttl', string.format('%d', ttl_ms))
   record(id, rev, 'claimed', {attempt = attempts, worker = worker, token = token})
   if woke and redis.call('ZCARD', key_ready(lane)) > 0 then
     redis.call('ZADD', key_signal(lane), 0, 'm')

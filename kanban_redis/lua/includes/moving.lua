@@ -24,7 +24,7 @@ local function apply_move(id, t, to, rev, kind, reason)
   if from == 'blocked' then hdel(id, 'block_reason', 'block_kind') end
   if to == 'ready' then hdel(id, 'not_before') end
   set_status(id, t, to, rev)
-  if to == 'done' then hset(id, 'completed_at', NOW) end
+  if to == 'done' then hset(id, 'completed_at', NOW_S) end
   record(id, rev, kind, {from = from, to = to, reason = reason})
   if to == 'done' then release_children(id) end
 end
