@@ -27,7 +27,9 @@ DERIVED: dict[str, tuple[str, str]] = {
     "signal": ("signal:", ""),  # zset with one marker member: wakes blocked claimers
 }
 
-#: Fixed keys, in the order every script receives them as KEYS[1..n].
+#: Fixed keys of a board, each named ``<prefix><name>``. Scripts are passed
+#: only the first as KEYS[1] (it routes the call to the board's slot) and build
+#: the others from the prefix: every key passed costs Redis CPU on every call.
 SCRIPT_KEYS = ("meta", "seq", "log", "restoring", "tasks", "leases", "scheduled", "idem")
 
 
@@ -54,7 +56,8 @@ class BoardKeys:
         self.pattern = self.prefix + "*"  # SCAN pattern: every key of this board (a restore wipes them)
 
     def script_keys(self) -> list[str]:
-        return [getattr(self, name) for name in SCRIPT_KEYS]
+        """The KEYS of every script call (see :data:`SCRIPT_KEYS`)."""
+        return [self.meta]
 
     def _derived(self, kind: str, part: str) -> str:
         before, after = DERIVED[kind]

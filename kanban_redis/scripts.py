@@ -12,18 +12,21 @@ transitions' actual work; a library defines them once, at FUNCTION LOAD.
 The version is a hash of the library's text, so processes running different
 releases each find their own functions on a shared server. A server that lost
 its functions (restart without persistence, FUNCTION FLUSH) is reloaded on the
-first "Function not found".
+first "Function not found". A server without functions (Redis 6) gets each
+script as a plain EVAL script built from the same files.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from functools import cache
+from collections.abc import Callable
+from functools import cache, partial
 from importlib import resources
 from typing import Any
 
 import redis
+from redis.commands.core import Script
 
 from .errors import ErrorCode
 from .keys import DERIVED, SCRIPT_KEYS
@@ -54,6 +57,18 @@ def _preamble() -> str:
         f"local MOVES = {{{moves}}}",
         "-- set at the start of every call (see the registrations at the end)",
         "local KEYS, ARGV, PREFIX, " + ", ".join(f"K_{name.upper()}" for name in SCRIPT_KEYS),
+        "-- prefix -> the board's fixed keys, built once per board (not per call)",
+        "local FIXED = {}",
+        "local function use_board(prefix)",
+        "  local k = FIXED[prefix]",
+        "  if not k then",
+        "    k = {" + ", ".join(f"prefix .. {_lua_str(name)}" for name in SCRIPT_KEYS) + "}",
+        "    FIXED[prefix] = k",
+        "  end",
+        "  PREFIX = prefix",
+        "  " + ", ".join(f"K_{name.upper()}" for name in SCRIPT_KEYS) + " = "
+        + ", ".join(f"k[{i}]" for i in range(1, len(SCRIPT_KEYS) + 1)),
+        "end",
     ]
     for kind, (before, after) in DERIVED.items():
         tail = f" .. {_lua_str(after)}" if after else ""
@@ -75,17 +90,25 @@ def script_names() -> list[str]:
 
 
 def _registration(name: str, body: str) -> str:
-    keys = ", ".join(f"K_{n.upper()}" for n in SCRIPT_KEYS)
-    values = ", ".join(f"keys[{i}]" for i in range(1, len(SCRIPT_KEYS) + 1))
     return (
         f"local function run_{name}()\n{body}\nend\n"
         f"redis.register_function('kanban_{_VERSION}_{name}', function(keys, args)\n"
-        f"  KEYS, ARGV, PREFIX = keys, args, args[1]\n"
-        f"  {keys} = {values}\n"
+        f"  KEYS, ARGV = keys, args\n"
+        f"  use_board(args[1])\n"
         f"  begin()\n"
         f"  return run_{name}()\n"
         f"end)\n"
     )
+
+
+def _collect(text: str, seen: list[str], parts: list[str]) -> None:
+    """Appends to ``parts`` the includes ``text`` names (each once, dependencies first)."""
+    for inc in _INCLUDE.findall(text):
+        if inc not in seen:
+            seen.append(inc)
+            inner = _read("include", inc)
+            _collect(inner, seen, parts)
+            parts.append(inner)
 
 
 @cache
@@ -93,67 +116,79 @@ def library() -> tuple[str, str]:
     """``(version, source)`` of the function library holding every transition."""
     seen: list[str] = []
     parts: list[str] = []
-
-    def includes(text: str) -> None:
-        for inc in _INCLUDE.findall(text):
-            if inc not in seen:
-                seen.append(inc)
-                inner = _read("include", inc)
-                includes(inner)
-                parts.append(inner)
-
-    includes('-- @include "lib"')  # begin() lives there: every function calls it
+    _collect('-- @include "lib"', seen, parts)  # begin() lives there: every function calls it
     bodies = []
     for name in script_names():
         body = _read("script", name)
-        includes(body)
+        _collect(body, seen, parts)
         bodies.append(_registration(name, body))
     template = "\n".join([_preamble(), *parts, *bodies])
     version = hashlib.sha1(template.encode()).hexdigest()[:12]
     return version, f"#!lua name=kanban_{version}\n" + template.replace(_VERSION, version)
 
 
+@cache
+def eval_source(name: str) -> str:
+    """Script ``name`` as a plain EVAL script: the fallback for servers without functions (Redis 6)."""
+    body = _read("script", name)
+    parts: list[str] = []
+    _collect('-- @include "lib"\n' + body, [], parts)
+    return "\n".join(["local keys, args = KEYS, ARGV", _preamble(), *parts,
+                      "KEYS, ARGV = keys, args", "use_board(args[1])", "begin()", body])
+
+
+def _lacks_functions(e: redis.ResponseError) -> bool:
+    return "unknown command" in str(e).lower()
+
+
 class Scripts:
-    """The transitions as called on one Redis client; ``scripts[name](keys=..., args=...)``."""
+    """The transitions as called on one Redis client: ``scripts[name](keys=..., args=..., client=None)``.
+
+    FCALL of the library's functions; on a server without functions (Redis
+    6, e.g. Ubuntu 22.04's package) each script runs as EVALSHA of
+    :func:`eval_source`, which redefines the helpers on every call.
+    """
 
     def __init__(self, client: Any) -> None:
         self._client = client
         self._loaded = False
+        self._eval: dict[str, Script] | None = None  # set when the server has no functions
 
     def load(self) -> None:
         """FUNCTION LOAD the library unless this exact version is already there."""
         try:
             self._client.function_load(library()[1])
         except redis.ResponseError as e:
-            if "already exists" not in str(e):
+            if _lacks_functions(e):
+                self._eval = {}
+            elif "already exists" not in str(e):
                 raise
         self._loaded = True
 
-    def __getitem__(self, name: str) -> _Function:
-        return _Function(self, f"kanban_{library()[0]}_{name}")
+    def __getitem__(self, name: str) -> Callable[..., Any]:
+        return partial(self.call, name)
 
-
-class _Function:
-    def __init__(self, scripts: Scripts, name: str) -> None:
-        self._scripts = scripts
-        self.name = name
-
-    def __call__(self, keys: list[str], args: list[Any], client: Any = None) -> Any:
-        """FCALL, loading the library first if the server does not have it.
+    def call(self, name: str, keys: list[str], args: list[Any], client: Any = None) -> Any:
+        """Run script ``name``, loading the library first if the server does not have it.
 
         In a pipeline (``client``) the library is loaded beforehand, once per
         :class:`Scripts`: a server that loses it between that load and the
         pipeline's execution fails those calls with "Function not found".
         """
-        s = self._scripts
+        if client is not None and not self._loaded:
+            self.load()
+        if self._eval is not None:
+            script = self._eval.get(name)
+            if script is None:
+                script = self._eval[name] = self._client.register_script(eval_source(name))
+            return script(keys=keys, args=args, client=client)
+        function = f"kanban_{library()[0]}_{name}"
         if client is not None:
-            if not s._loaded:
-                s.load()
-            return client.fcall(self.name, len(keys), *keys, *args)
+            return client.fcall(function, len(keys), *keys, *args)
         try:
-            return s._client.fcall(self.name, len(keys), *keys, *args)
+            return self._client.fcall(function, len(keys), *keys, *args)
         except redis.ResponseError as e:
-            if "Function not found" not in str(e):
+            if "Function not found" not in str(e) and not _lacks_functions(e):
                 raise
-        s.load()
-        return s._client.fcall(self.name, len(keys), *keys, *args)
+        self.load()
+        return self.call(name, keys, args)

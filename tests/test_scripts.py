@@ -7,7 +7,7 @@ from importlib import resources
 from typing import Any
 
 from kanban_redis import Board, Status
-from kanban_redis.keys import DERIVED, BoardKeys
+from kanban_redis.keys import DERIVED, SCRIPT_KEYS, BoardKeys
 from kanban_redis.scripts import Scripts, _preamble, library, script_names
 
 LUA = resources.files("kanban_redis") / "lua"
@@ -31,12 +31,12 @@ def test_library_holds_each_include_once_and_registers_every_script() -> None:
     assert registered == [(version, name) for name in SCRIPTS]
 
 
-def test_lua_derived_keys_agree_with_keys_module(r: Any) -> None:
+def test_lua_fixed_and_derived_keys_agree_with_keys_module(r: Any) -> None:
     keys = BoardKeys("agree")
-    calls = ", ".join(f"key_{kind}('x7')" for kind in DERIVED)
-    body = f"PREFIX = prefix\nreturn {{{calls}}}"
-    got = r.eval("local prefix = ARGV[1]\n" + _preamble() + body, 8, *keys.script_keys(), keys.prefix)
-    expected = [getattr(keys, kind)("x7") for kind in DERIVED]
+    calls = ", ".join([f"key_{kind}('x7')" for kind in DERIVED] + [f"K_{name.upper()}" for name in SCRIPT_KEYS])
+    body = f"use_board(prefix)\nreturn {{{calls}}}"
+    got = r.eval("local prefix = ARGV[1]\n" + _preamble() + body, 1, *keys.script_keys(), keys.prefix)
+    expected = [getattr(keys, kind)("x7") for kind in DERIVED] + [getattr(keys, name) for name in SCRIPT_KEYS]
     assert [g.decode() if isinstance(g, bytes) else g for g in got] == expected
 
 
@@ -68,6 +68,19 @@ def test_scripts_inside_a_pipeline_are_loaded_first(r: Any) -> None:
     reply, seq = pipe.execute()
     assert reply[0] == 0 and int(seq) == 2
     assert board.get("1").status == Status.RUNNING
+
+
+def test_servers_without_functions_run_the_same_scripts_with_evalsha(r: Any) -> None:
+    board = Board(r, "e")
+    board._scripts._eval = {}  # as load() leaves it on a server that lacks FUNCTION (Redis 6)
+    parent = board.create("p", assignee="l")
+    child = board.create("c", assignee="l", parents=[parent.id])
+    c = board.claim(assignee="l", worker="w")
+    assert c is not None and c.id == parent.id
+    assert board.complete(c.id, c.token).status == Status.DONE and board.get(child.id).status == Status.READY
+    assert board.move(child.id, "review").status == Status.REVIEW
+    assert [e.op for e in board.events()] == ["create", "create", "claim", "complete", "move"]
+    assert sorted(board._scripts._eval) == ["claim", "complete", "create", "move"]  # each ran as EVALSHA
 
 
 def test_decode_responses_off_works_too(real_redis: Any, redis_url: str) -> None:

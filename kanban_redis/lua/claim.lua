@@ -4,7 +4,7 @@
 -- fencing token, attempts + 1, and a lease of ttl ms. Before claiming, due
 -- scheduled tasks are promoted and expired leases reclaimed (up to ARGV[7]
 -- each), so a board with no housekeeping process still moves.
--- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
+-- KEYS[1]  the board's meta key (routes the call; the other keys derive from ARGV[1], see keys.py)
 -- ARGV[1]  key prefix          ARGV[2]  now ms or ""
 -- ARGV[3]  lane ("" = unassigned tasks)
 -- ARGV[4]  claim token         ARGV[5]  worker name

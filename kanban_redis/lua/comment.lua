@@ -1,6 +1,6 @@
 -- comment: add a comment to a task (Board.comment).
 --
--- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
+-- KEYS[1]  the board's meta key (routes the call; the other keys derive from ARGV[1], see keys.py)
 -- ARGV[1]  key prefix          ARGV[2]  now ms or ""
 -- ARGV[3]  task id             ARGV[4]  author            ARGV[5]  body
 -- Returns  {0, task JSON, comment JSON} | {TASK_NOT_FOUND|RESTORING, detail}

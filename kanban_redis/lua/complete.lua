@@ -5,7 +5,7 @@
 -- same script; with claim_next the head of the same lane is claimed too
 -- (saves a round trip per task), after the housekeeping claim.lua does
 -- (due scheduled tasks promoted, expired leases reclaimed, up to ARGV[10] each).
--- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
+-- KEYS[1]  the board's meta key (routes the call; the other keys derive from ARGV[1], see keys.py)
 -- ARGV[1]  key prefix          ARGV[2]  now ms or ""
 -- ARGV[3]  task id             ARGV[4]  claim token
 -- ARGV[5]  result JSON or ""   ARGV[6]  "1" to claim the next task of the lane

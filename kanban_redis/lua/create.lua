@@ -5,7 +5,7 @@
 -- new task gets id = its first rev, lands in triage/todo as asked or, when
 -- runnable, in todo (parents open), scheduled (future not_before) or ready.
 -- The board's meta hash (incarnation, created_at) is set on first create.
--- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
+-- KEYS[1]  the board's meta key (routes the call; the other keys derive from ARGV[1], see keys.py)
 -- ARGV[1]  key prefix          ARGV[2]  now ms or ""
 -- ARGV[3]  board name          ARGV[4]  incarnation id to use if the board is new
 -- ARGV[5]  JSON array of specs: {title, body?, assignee?, priority, parents[],

@@ -5,7 +5,7 @@
 -- for the delay; otherwise it is blocked with kind 'transient' (retries
 -- exhausted, the dead-letter column) or, when no retry was asked, the kind
 -- given (default 'failed'). The error text is kept on the task either way.
--- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
+-- KEYS[1]  the board's meta key (routes the call; the other keys derive from ARGV[1], see keys.py)
 -- ARGV[1]  key prefix          ARGV[2]  now ms or ""
 -- ARGV[3]  task id             ARGV[4]  claim token
 -- ARGV[5]  error text          ARGV[6]  "1" to retry, "0" not to

@@ -1,7 +1,7 @@
 -- heartbeat: extend a live claim's lease (Board.heartbeat).
 --
 -- Leases are not board state: no seq bump, no change-log entry, no event.
--- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
+-- KEYS[1]  the board's meta key (routes the call; the other keys derive from ARGV[1], see keys.py)
 -- ARGV[1]  key prefix          ARGV[2]  now ms or ""
 -- ARGV[3]  task id             ARGV[4]  claim token
 -- ARGV[5]  new ttl (ms), or "" for the ttl of the claim

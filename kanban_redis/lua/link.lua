@@ -4,7 +4,7 @@
 -- descendants); an unfinished parent sends a ready/scheduled child back to
 -- todo and is refused for a running, done or archived child. Linking twice
 -- changes nothing.
--- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
+-- KEYS[1]  the board's meta key (routes the call; the other keys derive from ARGV[1], see keys.py)
 -- ARGV[1]  key prefix          ARGV[2]  now ms or ""
 -- ARGV[3]  parent id           ARGV[4]  child id
 -- Returns  {0, child JSON} | {TASK_NOT_FOUND|DEPENDENCY_CYCLE|INVALID_TRANSITION|RESTORING, detail}

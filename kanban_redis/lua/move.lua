@@ -2,7 +2,7 @@
 --
 -- Guarantees: running is never entered or left; ready needs every parent
 -- finished; scheduled needs a future not_before; blocked gets kind 'manual'.
--- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
+-- KEYS[1]  the board's meta key (routes the call; the other keys derive from ARGV[1], see keys.py)
 -- ARGV[1]  key prefix          ARGV[2]  now ms or ""
 -- ARGV[3]  task id             ARGV[4]  target status     ARGV[5]  reason ("" none)
 -- Returns  {0, task JSON} | {TASK_NOT_FOUND|INVALID_TRANSITION|PARENTS_NOT_DONE|RESTORING, detail}

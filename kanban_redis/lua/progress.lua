@@ -3,7 +3,7 @@
 -- Guarantees: only the live claim token writes; the value replaces the
 -- task's previous progress. Progress is task state (readers and snapshots
 -- see it), so unlike a heartbeat it bumps seq and is logged.
--- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
+-- KEYS[1]  the board's meta key (routes the call; the other keys derive from ARGV[1], see keys.py)
 -- ARGV[1]  key prefix          ARGV[2]  now ms or ""
 -- ARGV[3]  task id             ARGV[4]  claim token       ARGV[5]  progress JSON
 -- Returns  {0, task JSON} | {TASK_NOT_FOUND|STALE_CLAIM|RESTORING, detail}

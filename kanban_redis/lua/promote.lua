@@ -1,6 +1,6 @@
 -- promote: scheduled tasks whose not_before has passed become ready (Board.promote_due).
 --
--- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
+-- KEYS[1]  the board's meta key (routes the call; the other keys derive from ARGV[1], see keys.py)
 -- ARGV[1]  key prefix          ARGV[2]  now ms or ""       ARGV[3]  most tasks to promote
 -- Returns  {0, count} | {RESTORING, detail}
 -- Events   'promoted' per task; one log entry, op 'promote', when any moved.

@@ -1,7 +1,7 @@
 -- reclaim: running tasks whose lease expired go back to ready, or to blocked
 -- (kind 'transient') once attempts reached max_attempts (Board.reclaim_expired).
 --
--- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
+-- KEYS[1]  the board's meta key (routes the call; the other keys derive from ARGV[1], see keys.py)
 -- ARGV[1]  key prefix          ARGV[2]  now ms or ""       ARGV[3]  most tasks to reclaim
 -- Returns  {0, count} | {RESTORING, detail}
 -- Events   'reclaimed' (+ 'blocked') per task; one log entry, op 'reclaim', when any moved.

@@ -4,7 +4,7 @@
 -- ready at once (delay 0) or waits in scheduled for the delay; the claim
 -- that took it is not counted (attempts - 1), so a worker that stops, or a
 -- run that asks to be tried again later, does not use up max_attempts.
--- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
+-- KEYS[1]  the board's meta key (routes the call; the other keys derive from ARGV[1], see keys.py)
 -- ARGV[1]  key prefix          ARGV[2]  now ms or ""
 -- ARGV[3]  task id             ARGV[4]  claim token
 -- ARGV[5]  reason              ARGV[6]  delay ms (0 = ready now)

@@ -4,7 +4,7 @@
 -- refuses to run, unless the board holds data and replacing it was not asked
 -- for (then nothing is written). A marker left by a restore that died is
 -- taken over, so a crashed restore is simply run again.
--- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
+-- KEYS[1]  the board's meta key (routes the call; the other keys derive from ARGV[1], see keys.py)
 -- ARGV[1]  key prefix          ARGV[2]  now ms or ""
 -- ARGV[3]  marker text (names the restore; later restore scripts must pass the same)
 -- ARGV[4]  "1" to replace a board that holds data, "0" to refuse

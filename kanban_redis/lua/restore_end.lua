@@ -5,7 +5,7 @@
 -- that were running when the snapshot was taken go back to ready (their
 -- workers did not survive), up to ARGV[8] per call; when none are left the
 -- restore is logged and the marker removed, last.
--- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
+-- KEYS[1]  the board's meta key (routes the call; the other keys derive from ARGV[1], see keys.py)
 -- ARGV[1]  key prefix          ARGV[2]  now ms or ""
 -- ARGV[3]  marker text (as given to restore_begin)
 -- ARGV[4]  the snapshot's seq  ARGV[5]  new incarnation id

@@ -4,7 +4,7 @@
 -- history, comments and every index entry (tasks, status, lane ready queue
 -- with lib's ready_score, scheduled, leases, children, idempotency keys).
 -- Loading the same task again replaces it, so a batch can be re-sent.
--- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
+-- KEYS[1]  the board's meta key (routes the call; the other keys derive from ARGV[1], see keys.py)
 -- ARGV[1]  key prefix          ARGV[2]  now ms or ""
 -- ARGV[3]  marker text (as given to restore_begin)
 -- ARGV[4]  JSON array of {fields = {hash field = string}, events = [JSON line], comments = [JSON line]}

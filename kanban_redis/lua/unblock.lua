@@ -3,7 +3,7 @@
 -- Guarantees: the task goes to todo (parents open), scheduled (future
 -- not_before) or ready; a task blocked as 'transient' (retries exhausted)
 -- starts its attempts over.
--- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
+-- KEYS[1]  the board's meta key (routes the call; the other keys derive from ARGV[1], see keys.py)
 -- ARGV[1]  key prefix          ARGV[2]  now ms or ""
 -- ARGV[3]  task id
 -- Returns  {0, task JSON} | {TASK_NOT_FOUND|INVALID_TRANSITION|RESTORING, detail}
