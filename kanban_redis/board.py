@@ -9,7 +9,6 @@ retried with redis-py's backoff.
 from __future__ import annotations
 
 import builtins
-import json
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -18,6 +17,7 @@ from typing import Any, Literal, TypeVar, overload
 
 import redis
 from pydantic import ValidationError
+from pydantic_core import from_json
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
@@ -25,7 +25,7 @@ from .config import Settings
 from .connection import connect, credentials_checked, reply_fields, reply_text, translate
 from .errors import ErrorCode, InvalidInput, TaskNotFound, error_for
 from .inputs import (PROGRESS_MAX_BYTES, RESULT_MAX_BYTES, TTL_MAX_SECONDS, ClaimArgs, CommentArgs, Reason,
-                     TaskSpec, invalid, json_text, tail_bytes, validated)
+                     TaskSpec, compact_json, invalid, json_text, tail_bytes, validated)
 from .keys import BoardKeys
 from .models import Claim, Comment, Event, Status, Task, TaskEvent, from_ms, to_ms
 from .scripts import Scripts
@@ -114,7 +114,8 @@ class Board:
 
     @staticmethod
     def _task(state: Any) -> Task:
-        return Task.from_fields(json.loads(state))
+        """A task state a script returned (its hash form as JSON)."""
+        return Task.from_fields(from_json(state))
 
     # -- creating ---------------------------------------------------------
 
@@ -131,7 +132,7 @@ class Board:
             InvalidInput: a field is invalid. TaskNotFound: a parent does not exist.
         """
         spec = validated(TaskSpec, title=title, body=body, assignee=assignee, priority=priority,
-                         parents=tuple(str(p) for p in parents), idempotency_key=idempotency_key,
+                         parents=tuple(map(str, parents)), idempotency_key=idempotency_key,
                          max_attempts=max_attempts, not_before=not_before, status=status,
                          metadata=metadata, created_by=created_by)
         return self._create([spec])[0]
@@ -156,7 +157,7 @@ class Board:
         return tasks
 
     def _create(self, specs: list[TaskSpec]) -> list[Task]:
-        payload = json.dumps([s.to_script() for s in specs], separators=(",", ":"))
+        payload = compact_json([s.to_script() for s in specs])
         reply = self._run("create", self.name, secrets.token_hex(8), payload)
         return [self._task(state) for state in reply[2:]]
 
