@@ -27,7 +27,7 @@ from .errors import ErrorCode, InvalidInput, TaskNotFound, error_for
 from .inputs import (PROGRESS_MAX_BYTES, RESULT_MAX_BYTES, TTL_MAX_SECONDS, ClaimArgs, CommentArgs, Reason,
                      TaskSpec, compact_json, invalid, json_text, tail_bytes, validated)
 from .keys import BoardKeys
-from .models import Claim, Comment, Event, Status, Task, TaskEvent, from_ms, to_ms
+from .models import Claim, Comment, Event, Status, Task, TaskEvent, constructed, from_ms, to_ms
 from .scripts import Scripts
 
 T = TypeVar("T")
@@ -240,7 +240,7 @@ class Board:
             token = secrets.token_hex(16)
             reply = self._run("claim", args.assignee or "", token, args.worker, int(args.ttl * 1000), BATCH)
             if reply[1]:
-                return Claim(task=self._task(reply[1]), token=token)
+                return constructed(Claim, {"task": self._task(reply[1]), "token": token})
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
@@ -296,7 +296,7 @@ class Board:
         done = self._task(reply[1])
         if not claim_next:
             return done
-        return done, (Claim(task=self._task(reply[2]), token=next_token) if reply[2] else None)
+        return done, (constructed(Claim, {"task": self._task(reply[2]), "token": next_token}) if reply[2] else None)
 
     def fail(self, task_id: str | int, token: str, *, error: str, retry: bool = True,
              delay: float | None = None, kind: str | None = None) -> Task:
