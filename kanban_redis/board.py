@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeVar, overload
 
 import redis
 from pydantic import ValidationError
-from pydantic_core import from_json
+from pydantic_core import from_json, to_json
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
@@ -25,7 +25,7 @@ from .config import Settings
 from .connection import connect, credentials_checked, reply_fields, reply_text, translate
 from .errors import ErrorCode, InvalidInput, TaskNotFound, error_for
 from .inputs import (PROGRESS_MAX_BYTES, RESULT_MAX_BYTES, TTL_MAX_SECONDS, ClaimArgs, CommentArgs, Reason,
-                     TaskSpec, compact_json, invalid, json_text, tail_bytes, validated)
+                     TaskSpec, invalid, json_text, tail_bytes, validated)
 from .keys import BoardKeys
 from .models import Claim, Comment, Event, Status, Task, TaskEvent, constructed, from_ms, to_ms
 from .scripts import Scripts
@@ -131,11 +131,19 @@ class Board:
         Raises:
             InvalidInput: a field is invalid. TaskNotFound: a parent does not exist.
         """
-        spec = validated(TaskSpec, title=title, body=body, assignee=assignee, priority=priority,
-                         parents=tuple(map(str, parents)), idempotency_key=idempotency_key,
-                         max_attempts=max_attempts, not_before=not_before, status=status,
-                         metadata=metadata, created_by=created_by)
-        return self._create([spec])[0]
+        # Only arguments off their defaults are validated: the defaults are valid,
+        # and each validated field costs about as much as the rest of a create.
+        given: dict[str, Any] = {"title": title, "priority": priority, "max_attempts": max_attempts}
+        if body != "":
+            given["body"] = body
+        ids = tuple(map(str, parents))
+        if ids:
+            given["parents"] = ids
+        for name, value in (("assignee", assignee), ("idempotency_key", idempotency_key), ("not_before", not_before),
+                            ("status", status), ("metadata", metadata), ("created_by", created_by)):
+            if value is not None:
+                given[name] = value
+        return self._create([validated(TaskSpec, **given)])[0]
 
     def create_many(self, specs: Iterable[TaskSpec | Mapping[str, Any]]) -> list[Task]:
         """Create many tasks in few round trips (one script per 200), in order.
@@ -157,7 +165,9 @@ class Board:
         return tasks
 
     def _create(self, specs: list[TaskSpec]) -> list[Task]:
-        payload = compact_json([s.to_script() for s in specs])
+        # pydantic-core's encoder: 4x faster than json's, and every value is a
+        # validated str, int or list of str (UTF-8 as is instead of \u escapes).
+        payload = to_json([s.to_script() for s in specs])
         reply = self._run("create", self.name, secrets.token_hex(8), payload)
         return [self._task(state) for state in reply[2:]]
 
@@ -235,7 +245,6 @@ class Board:
         """
         args = validated(ClaimArgs, assignee=assignee, worker=worker, ttl=ttl, block=block)
         deadline = time.monotonic() + (args.block or 0)
-        sock = self.redis.connection_pool.connection_kwargs.get("socket_timeout")
         while True:
             token = secrets.token_hex(16)
             reply = self._run("claim", args.assignee or "", token, args.worker, int(args.ttl * 1000), BATCH)
@@ -247,6 +256,7 @@ class Board:
             wait = remaining
             if len(reply) > 2 and reply[2] is not None:  # a scheduled task or lease falls due
                 wait = min(wait, max(int(reply[2]), 1) / 1000)
+            sock = self.redis.connection_pool.connection_kwargs.get("socket_timeout")
             if sock:
                 wait = min(wait, max(sock - BLOCK_MARGIN, 0.1))
             with translate(self.redis):

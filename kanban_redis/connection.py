@@ -92,6 +92,8 @@ class _Translated:
         return None
 
     def __exit__(self, kind: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        if e is None:
+            return
         if isinstance(e, redis.AuthenticationError):
             raise RedisUnavailable(f"Redis at {describe(self.client)} refused the credentials: {e}") from e
         if self.unreachable and isinstance(e, (redis.ConnectionError, redis.TimeoutError)):

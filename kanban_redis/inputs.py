@@ -46,13 +46,13 @@ def _max_bytes(limit: int) -> Any:
 
 #: ``json.dumps(value, separators=(",", ":"), allow_nan=False)`` without
 #: building an encoder on every call.
-compact_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_compact_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 def json_text(value: Any, limit: int) -> str:
     """``value`` as compact JSON, or ValueError when it is not JSON or too large."""
     try:
-        text = compact_json(value)
+        text = _compact_json(value)
     except (TypeError, ValueError) as e:
         raise ValueError(f"not JSON-serialisable ({e})") from None
     if len(text.encode("utf-8")) > limit:

@@ -46,6 +46,9 @@ ALLOWED_MOVES: dict[Status, frozenset[Status]] = {
     Status.ARCHIVED: frozenset({Status.TRIAGE, Status.TODO}),
 }
 
+#: Status by value: a dict lookup, where ``Status(value)`` runs the Enum machinery.
+_STATUS = {s.value: s for s in Status}
+
 #: Statuses ``Board.create`` accepts; ``ready`` and ``scheduled`` both mean
 #: "runnable": the task lands in todo, scheduled or ready by its parents and not_before.
 CREATE_STATUSES = frozenset({Status.TRIAGE, Status.TODO, Status.READY, Status.SCHEDULED})
@@ -153,7 +156,7 @@ class Task(BaseModel):
             "board": f["board"],
             "title": f["title"],
             "body": get("body", ""),
-            "status": Status(f["status"]),
+            "status": _STATUS.get(f["status"]) or Status(f["status"]),
             "priority": int(get("priority", 0)),
             "assignee": get("assignee") or None,
             "created_by": get("created_by") or None,
