@@ -91,7 +91,7 @@ def constructed(model: type[M], values: dict[str, Any]) -> M:
     model_construct does, without its per-field loop, which costs more than
     validating: decoding the task a transition returns is most of the
     client's work per call, and the decoder has typed every field already.
-    Only for models without private attributes or extra fields.
+    Only for models without private attributes, extra fields or ``model_post_init``.
     """
     obj = model.__new__(model)
     _object_setattr(obj, "__dict__", values)
