@@ -6,6 +6,11 @@ One process, a throwaway redis-server, the client ``Board.from_url`` makes (as
     raw        3 EVALSHAs of ``return 1`` with 1 key and 1 argument (the baseline)
     raw-args   the same with a transition's 8 KEYS and 7 ARGV: what redis-py
                alone spends packing the script contract's arguments
+    raw-busy   raw-args with a Lua loop that keeps the server busy per call as
+               long as a transition does (calibrated with INFO commandstats in
+               the same run): a client that waits longer for its reply spends
+               more CPU on the same instructions, so this is the floor in CPU
+               time for three transitions (not measured with --instructions)
     lifecycle  Board.create + Board.claim + Board.complete
     next       Board.create + Board.complete(claim_next=True)
     batch      Board.create_many(100), then complete(claim_next=True) per task
@@ -39,11 +44,14 @@ from kanban_redis import Board
 from kanban_redis.local import RedisServer
 
 BATCH = 100
-MODES = ("raw", "raw-args", "lifecycle", "next", "batch")
+MODES = ("raw", "raw-args", "raw-busy", "lifecycle", "next", "batch")
+SPIN = "for i = 1, tonumber(ARGV[8]) do end return 1"
+SPIN_PROBE = 20_000
 
 
-def modes(board: Board) -> dict[str, Callable[[int], None]]:
+def modes(board: Board, busy_loops: int = SPIN_PROBE) -> dict[str, Callable[[int], None]]:
     trivial = board.redis.register_script("return 1")
+    spin = board.redis.register_script(SPIN)
     keys = board.keys.script_keys()
     claim_args = [board.keys.prefix, "", "l", "0123456789abcdef0123456789abcdef", "w", 900000, 200]
 
@@ -54,6 +62,10 @@ def modes(board: Board) -> dict[str, Callable[[int], None]]:
     def raw_args(n: int) -> None:
         for _ in range(3 * n):
             trivial(keys=keys, args=claim_args)
+
+    def raw_busy(n: int) -> None:
+        for _ in range(3 * n):
+            spin(keys=keys, args=[*claim_args, busy_loops])
 
     def lifecycle(n: int) -> None:
         for _ in range(n):
@@ -81,16 +93,37 @@ def modes(board: Board) -> dict[str, Callable[[int], None]]:
                 _, claim = board.complete(claim.id, claim.token, claim_next=True)
                 done += 1
 
-    return {"raw": raw, "raw-args": raw_args, "lifecycle": lifecycle, "next": claim_next, "batch": batch}
+    return {"raw": raw, "raw-args": raw_args, "raw-busy": raw_busy, "lifecycle": lifecycle, "next": claim_next,
+            "batch": batch}
+
+
+def server_usec_per_call(board: Board, fn: Callable[[], None]) -> float:
+    """Redis CPU per script call while ``fn`` runs (INFO commandstats, EVALSHA and FCALL)."""
+    board.redis.config_resetstat()
+    fn()
+    stats = board.redis.info("commandstats")
+    calls = sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("evalsha", "fcall"))
+    usec = sum(int(stats.get(f"cmdstat_{c}", {}).get("usec", 0)) for c in ("evalsha", "fcall"))
+    return usec / max(calls, 1)
+
+
+def busy_loops(board: Board) -> int:
+    """The loop count that makes a SPIN call cost the server as much as a transition."""
+    probe = modes(board)
+    transition = server_usec_per_call(board, lambda: probe["lifecycle"](BATCH))
+    spin = server_usec_per_call(board, lambda: probe["raw-busy"](BATCH // 3))
+    loops = max(1, round(SPIN_PROBE * transition / spin))
+    print(f"raw-busy: {loops} loops per call (a transition costs Redis {transition:.0f} us per call)")
+    return loops
 
 
 def cpu_times(n: int, rounds: int) -> dict[str, float]:
     """Median usec of process CPU per lifecycle, modes interleaved round by round."""
     with RedisServer() as server:
         board = Board.from_url(server.url, board="bench")
-        runs = modes(board)
-        for run in runs.values():  # warm-up: scripts loaded, code paths imported
+        for run in modes(board).values():  # warm-up: scripts loaded, code paths imported
             run(BATCH)
+        runs = modes(board, busy_loops(board))
         usec: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(rounds):
             for name, run in runs.items():
@@ -124,7 +157,7 @@ def instructions(n: int) -> dict[str, float]:
             raise RuntimeError(f"no instruction count in valgrind's output:\n{out}")
         return int(found.group(1).replace(",", ""))
 
-    return {mode: (count(mode, 3 * n) - count(mode, n)) / (2 * n) for mode in MODES}
+    return {mode: (count(mode, 3 * n) - count(mode, n)) / (2 * n) for mode in MODES if mode != "raw-busy"}
 
 
 def main() -> None:
