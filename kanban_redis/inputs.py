@@ -44,10 +44,15 @@ def _max_bytes(limit: int) -> Any:
     return AfterValidator(check)
 
 
+#: ``json.dumps(value, separators=(",", ":"), allow_nan=False)`` without
+#: building an encoder on every call.
+_compact_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
 def json_text(value: Any, limit: int) -> str:
     """``value`` as compact JSON, or ValueError when it is not JSON or too large."""
     try:
-        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+        text = _compact_json(value)
     except (TypeError, ValueError) as e:
         raise ValueError(f"not JSON-serialisable ({e})") from None
     if len(text.encode("utf-8")) > limit:
@@ -87,9 +92,12 @@ class TaskSpec(BaseModel):
                                 "max_attempts": self.max_attempts, "parents": list(dict.fromkeys(self.parents))}
         if self.body:
             spec["body"] = self.body
-        for name in ("assignee", "idempotency_key", "created_by"):
-            if getattr(self, name) is not None:
-                spec[name] = getattr(self, name)
+        if self.assignee is not None:
+            spec["assignee"] = self.assignee
+        if self.idempotency_key is not None:
+            spec["idempotency_key"] = self.idempotency_key
+        if self.created_by is not None:
+            spec["created_by"] = self.created_by
         if self.not_before is not None:
             spec["not_before"] = to_ms(self.not_before)
         if self.status is not None:
@@ -105,7 +113,7 @@ M = TypeVar("M", bound=BaseModel)
 def validated(model: type[M], **values: Any) -> M:
     """Build ``model`` or raise InvalidInput naming the first bad field."""
     try:
-        return model(**values)
+        return model.model_validate(values)
     except ValidationError as e:
         raise invalid(e) from None
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Mapping
+from functools import lru_cache
+from typing import Any, Mapping, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,6 +46,9 @@ ALLOWED_MOVES: dict[Status, frozenset[Status]] = {
     Status.ARCHIVED: frozenset({Status.TRIAGE, Status.TODO}),
 }
 
+#: Status by value: a dict lookup, where ``Status(value)`` runs the Enum machinery.
+_STATUS = {s.value: s for s in Status}
+
 #: Statuses ``Board.create`` accepts; ``ready`` and ``scheduled`` both mean
 #: "runnable": the task lands in todo, scheduled or ready by its parents and not_before.
 CREATE_STATUSES = frozenset({Status.TRIAGE, Status.TODO, Status.READY, Status.SCHEDULED})
@@ -56,8 +60,14 @@ def from_ms(value: str | None) -> datetime | None:
     return at_ms(value)
 
 
+@lru_cache(maxsize=4096)
 def at_ms(value: str | int | float) -> datetime:
-    """A required epoch-ms value as a UTC datetime."""
+    """A required epoch-ms value as a UTC datetime.
+
+    Cached: one task carries the same instant in several fields (claimed_at,
+    started_at, heartbeat_at, updated_at), and the replies of one lifecycle
+    repeat them, so most conversions are lookups.
+    """
     return datetime.fromtimestamp(int(float(value)) / 1000, tz=UTC)
 
 
@@ -68,6 +78,27 @@ def to_ms(value: datetime | float | int) -> int:
             value = value.replace(tzinfo=UTC)
         return int(value.timestamp() * 1000)
     return int(float(value) * 1000)
+
+
+M = TypeVar("M", bound=BaseModel)
+_object_setattr = object.__setattr__
+
+
+def constructed(model: type[M], values: dict[str, Any]) -> M:
+    """``model.model_construct(**values)`` for ``values`` that hold every field, each already of its type.
+
+    Fills the four slots of a pydantic model (``BaseModel.__slots__``) as
+    model_construct does, without its per-field loop, which costs more than
+    validating: decoding the task a transition returns is most of the
+    client's work per call, and the decoder has typed every field already.
+    Only for models without private attributes, extra fields or ``model_post_init``.
+    """
+    obj = model.__new__(model)
+    _object_setattr(obj, "__dict__", values)
+    _object_setattr(obj, "__pydantic_fields_set__", set(values))
+    _object_setattr(obj, "__pydantic_extra__", None)
+    _object_setattr(obj, "__pydantic_private__", None)
+    return obj
 
 
 def _json_list(value: str | None) -> list[str]:
@@ -112,39 +143,45 @@ class Task(BaseModel):
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, str]) -> Task:
-        """Decode the hash form (also the form carried by the change log)."""
+        """Decode the hash form (also the form carried by the change log).
+
+        Every field is converted to its type here (the hash holds strings), so
+        the task is :func:`constructed` rather than validated again.
+        """
         f = fields
-        return cls(
-            id=f["id"],
-            board=f["board"],
-            title=f["title"],
-            body=f.get("body", ""),
-            status=Status(f["status"]),
-            priority=int(f.get("priority", 0)),
-            assignee=f.get("assignee") or None,
-            created_by=f.get("created_by") or None,
-            created_at=at_ms(f["created_at"]),
-            updated_at=at_ms(f.get("updated_at") or f["created_at"]),
-            parents=_json_list(f.get("parents")),
-            idempotency_key=f.get("idempotency_key") or None,
-            not_before=from_ms(f.get("not_before")),
-            attempts=int(f.get("attempts", 0)),
-            max_attempts=int(f.get("max_attempts", 3)),
-            claim_token=f.get("claim_token") or None,
-            claim_worker=f.get("claim_worker") or None,
-            claimed_at=from_ms(f.get("claimed_at")),
-            claim_expires_at=from_ms(f.get("claim_expires_at")),
-            heartbeat_at=from_ms(f.get("heartbeat_at")),
-            started_at=from_ms(f.get("started_at")),
-            completed_at=from_ms(f.get("completed_at")),
-            result=json.loads(f["result"]) if f.get("result") else None,
-            error=f.get("error") or None,
-            block_reason=f.get("block_reason") or None,
-            block_kind=f.get("block_kind") or None,
-            metadata=json.loads(f["metadata"]) if f.get("metadata") not in (None, "", "[]") else {},
-            progress=json.loads(f["progress"]) if f.get("progress") else None,
-            rev=int(float(f.get("rev", 0))),
-        )
+        get = f.get
+        created_at = f["created_at"]
+        return constructed(cls, {
+            "id": f["id"],
+            "board": f["board"],
+            "title": f["title"],
+            "body": get("body", ""),
+            "status": _STATUS.get(f["status"]) or Status(f["status"]),
+            "priority": int(get("priority", 0)),
+            "assignee": get("assignee") or None,
+            "created_by": get("created_by") or None,
+            "created_at": at_ms(created_at),
+            "updated_at": at_ms(get("updated_at") or created_at),
+            "parents": _json_list(get("parents")),
+            "idempotency_key": get("idempotency_key") or None,
+            "not_before": from_ms(get("not_before")),
+            "attempts": int(get("attempts", 0)),
+            "max_attempts": int(get("max_attempts", 3)),
+            "claim_token": get("claim_token") or None,
+            "claim_worker": get("claim_worker") or None,
+            "claimed_at": from_ms(get("claimed_at")),
+            "claim_expires_at": from_ms(get("claim_expires_at")),
+            "heartbeat_at": from_ms(get("heartbeat_at")),
+            "started_at": from_ms(get("started_at")),
+            "completed_at": from_ms(get("completed_at")),
+            "result": json.loads(f["result"]) if get("result") else None,
+            "error": get("error") or None,
+            "block_reason": get("block_reason") or None,
+            "block_kind": get("block_kind") or None,
+            "metadata": json.loads(f["metadata"]) if get("metadata") not in (None, "", "[]") else {},
+            "progress": json.loads(f["progress"]) if get("progress") else None,
+            "rev": int(float(get("rev", 0))),
+        })
 
 
 class Claim(BaseModel):

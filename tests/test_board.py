@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from kanban_redis import (ALLOWED_MOVES, Board, BoardRestoring, DependencyCycle, InvalidInput,
-                          InvalidTransition, StaleClaim, Status, TaskNotFound)
+from kanban_redis import (ALLOWED_MOVES, Board, BoardRestoring, Claim, DependencyCycle, InvalidInput,
+                          InvalidTransition, StaleClaim, Status, Task, TaskNotFound)
 
 
 def ops(board: Board) -> list[str]:
@@ -448,6 +448,34 @@ def test_the_log_rebuilds_the_board(make_board, clock) -> None:  # noqa: ANN001
         # leases are not board state; everything else must match
         assert rebuilt[tid].model_dump(exclude={"heartbeat_at", "claim_expires_at"}) == task.model_dump(
             exclude={"heartbeat_at", "claim_expires_at"})
+
+
+def test_decoded_tasks_are_what_validation_makes_of_them(make_board, clock) -> None:  # noqa: ANN001
+    """Tasks are decoded without pydantic validation: every field must already have its type."""
+    board = make_board(clock=clock)
+    parent = board.create("p", assignee="l", priority=5, created_by="me", idempotency_key="k",
+                          metadata={"a": [1, {"b": None}]}, body="ü")
+    tasks = [parent, board.create("c", parents=[parent.id], max_attempts=2),
+             board.create("later", not_before=clock.now + 60), board.create("held", status="triage")]
+    c = board.claim(assignee="l", worker="w")
+    assert c is not None and c == Claim(task=c.task, token=c.token)
+    tasks += [c.task, board.progress(c.id, c.token, {"done": 1}),
+              board.complete(c.id, c.token, result=[1.5, "x"])]
+    c = board.claim(worker="w")
+    assert c is not None
+    tasks += [c.task, board.fail(c.id, c.token, error="boom", delay=1), board.block(tasks[3].id, reason="r")]
+    board.create("n", assignee="l")
+    c = board.claim(assignee="l", worker="w")
+    assert c is not None
+    board.create("n2", assignee="l")
+    done, nxt = board.complete(c.id, c.token, claim_next=True)
+    assert nxt is not None and nxt == Claim(task=nxt.task, token=nxt.token)
+    tasks += [done, nxt.task, *board.list()]
+    tasks += [t for e in board.events(count=1000) for t in e.tasks]
+    for task in tasks:
+        validated = Task.model_validate(dict(task))
+        assert validated == task and task.model_fields_set == set(Task.model_fields)
+        assert {k: type(v) for k, v in task} == {k: type(v) for k, v in validated}
 
 
 def test_list_filters(board: Board) -> None:
