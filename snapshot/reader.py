@@ -13,14 +13,50 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import hiredis
 from kanban_redis.connection import reply_fields, reply_text
 from kanban_redis.connection import translate
 from kanban_redis.keys import BoardKeys
 
-#: Tasks per pipeline when reading the whole board (3 small commands each).
+#: Tasks per round trip when reading the whole board (3 small commands each).
 TASK_PAGE = 500
 #: Change-log entries per XRANGE.
 LOG_PAGE = 500
+
+
+def round_trip(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """The replies to ``commands``, sent at once on one pooled connection.
+
+    A pipeline without its per-command bookkeeping (commands packed by
+    hiredis, no response callbacks: a hash comes back as the server sends it,
+    see :func:`_hash`): a full snapshot reads three replies per task, and that
+    bookkeeping took most of its time. Only for reads: the connection's retry
+    policy may send them again.
+    """
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    packed = b"".join(hiredis.pack_command(c) for c in commands)
+
+    def exchange() -> list[Any]:
+        try:
+            conn.send_packed_command([packed])
+            return [conn.read_response() for _ in commands]
+        except BaseException:
+            conn.disconnect()  # replies may be left unread: never reuse it
+            raise
+
+    try:
+        return conn.retry.call_with_retry(exchange, lambda _error: None)  # type: ignore[no-any-return]
+    finally:
+        pool.release(conn)
+
+
+def _hash(raw: Any) -> dict[str, str]:
+    """An HGETALL reply (a map in RESP3, flat pairs in RESP2; text or bytes) as a dict of text."""
+    if not isinstance(raw, dict):
+        pairs = iter(raw)
+        raw = dict(zip(pairs, pairs))
+    return raw if isinstance(next(iter(raw)), str) else reply_fields(raw)
 
 
 class LogGap(Exception):
@@ -92,29 +128,31 @@ class BoardReader:
                     restoring=None if restoring is None else reply_text(restoring), task_count=int(count))
 
     def pages(self) -> Iterator[TaskPage]:
-        """Every task, in id order, a pipeline of small commands at a time."""
-        low = "-inf"
-        while True:
+        """Every task, in id order, one round trip per page.
+
+        A round trip sends HGETALL and two LRANGE (history, comments) per task
+        of the page, and the ZRANGEBYSCORE that names the next page's tasks.
+        """
+        with translate(self.redis):
+            ids = self.redis.zrangebyscore(self.keys.tasks, "-inf", "+inf", start=0, num=TASK_PAGE)
+        while ids:
+            ids = [reply_text(i) for i in ids]
+            commands: list[tuple[Any, ...]] = []
+            for tid in ids:
+                commands += [("HGETALL", self.keys.task(tid)), ("LRANGE", self.keys.task_events(tid), 0, -1),
+                             ("LRANGE", self.keys.task_comments(tid), 0, -1)]
+            commands.append(("ZRANGEBYSCORE", self.keys.tasks, f"({ids[-1]}", "+inf", "LIMIT", 0, TASK_PAGE))
             with translate(self.redis):
-                ids = [reply_text(i) for i in self.redis.zrangebyscore(self.keys.tasks, low, "+inf", start=0,
-                                                                  num=TASK_PAGE)]
-                if not ids:
-                    return
-                pipe = self.redis.pipeline(transaction=False)
-                for tid in ids:
-                    pipe.hgetall(self.keys.task(tid))
-                    pipe.lrange(self.keys.task_events(tid), 0, -1)
-                    pipe.lrange(self.keys.task_comments(tid), 0, -1)
-                replies = pipe.execute()
+                replies = round_trip(self.redis, commands)
             page = TaskPage()
-            for i in range(len(ids)):
-                raw, events, comments = replies[3 * i:3 * i + 3]
+            for i in range(0, len(replies) - 1, 3):
+                raw, events, comments = replies[i:i + 3]
                 if raw:
-                    page.states.append(raw if isinstance(next(iter(raw)), str) else reply_fields(raw))
+                    page.states.append(_hash(raw))
                     page.events.extend(json.loads(e) for e in events)
                     page.comments.extend(json.loads(c) for c in comments)
             yield page
-            low = f"({ids[-1]}"
+            ids = replies[-1]
 
     def entries(self, after: int, upto: int | None = None) -> Iterator[list[Entry]]:
         """Log entries with after < seq <= upto (to the end when None), a page at a time.

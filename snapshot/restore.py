@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import secrets
 import socket
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from kanban_redis.connection import reply_text
 from kanban_redis.connection import translate
@@ -31,9 +29,8 @@ from kanban_redis.scripts import Scripts
 
 from . import schema
 from .publisher import kept_copies
+from .readahead import prefetched
 from .verify import Verdict, verify
-
-T = TypeVar("T")
 
 #: Tasks per restore_load call (each call stays within a few ms) and calls per round trip.
 LOAD_BATCH = 25
@@ -120,51 +117,6 @@ def read_batches(conn: sqlite3.Connection, size: int) -> Iterator[list[dict[str,
             batch = []
     if batch:
         yield batch
-
-
-def prefetched(items: Iterator[T], depth: int) -> Iterator[T]:
-    """``items``, produced by a thread up to ``depth`` ahead: reading the file overlaps Redis's work.
-
-    The producer is told to stop (and its generator closed) when the consumer stops early.
-    """
-    out: queue.Queue[tuple[str, Any]] = queue.Queue(depth)
-    stop = threading.Event()
-
-    def send(kind: str, value: Any) -> bool:
-        while not stop.is_set():
-            try:
-                out.put((kind, value), timeout=0.1)
-                return True
-            except queue.Full:
-                pass
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not send("item", item):
-                    return
-            send("end", None)
-        except BaseException as e:  # handed to the consumer, raised there
-            send("error", e)
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    worker = threading.Thread(target=produce, name="restore-reader", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, value = out.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        worker.join()
 
 
 class _Restorer:

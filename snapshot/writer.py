@@ -101,15 +101,19 @@ class WorkingCopy:
 
     def put_events(self, events: Iterable[Mapping[str, Any]]) -> None:
         """Append task events (decoded JSON lines) in order, keeping task_runs in step."""
+        rows, runs = [], []
         for ev in events:
             data = ev.get("data") or {}
             data = data if isinstance(data, dict) else {}
             at = schema.ms_to_s(ev["at"])
-            tid = str(ev["task_id"])
-            self.conn.execute(
-                "INSERT INTO task_events (task_id, kind, payload, created_at, seq) VALUES (?, ?, ?, ?, ?)",
-                (tid, ev["kind"], json.dumps(data, separators=(",", ":")), at, int(ev["seq"])))
-            self._track_run(tid, ev["kind"], data, at)
+            tid, kind = str(ev["task_id"]), ev["kind"]
+            rows.append((tid, kind, json.dumps(data, separators=(",", ":")), at, int(ev["seq"])))
+            if kind == "claimed" or kind in RUN_ENDS:
+                runs.append((tid, kind, data, at))
+        self.conn.executemany(
+            "INSERT INTO task_events (task_id, kind, payload, created_at, seq) VALUES (?, ?, ?, ?, ?)", rows)
+        for run in runs:
+            self._track_run(*run)
 
     def _track_run(self, tid: str, kind: str, data: Mapping[str, Any], at: float | None) -> None:
         if kind == "claimed":

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from kanban_redis import Board, BoardRestoring, Status
 from kanban_redis.keys import BoardKeys
@@ -147,6 +148,35 @@ def test_full_resync_replays_changes_made_while_reading(board: Board, r: Any, tm
     assert comments == [f"during {i}" for i in range(1, len(comments) + 1)]
     seqs = [s[0] for s in conn.execute("SELECT seq FROM task_events ORDER BY id")]
     assert len(seqs) == len(set((s, k) for s, k in conn.execute("SELECT seq, kind FROM task_events")))
+
+
+@pytest.mark.parametrize("options", [{"decode_responses": False}, {"protocol": 3},
+                                     {"protocol": 3, "decode_responses": True}])
+def test_pages_read_the_same_with_any_client(real_redis: Any, redis_url: str, options: dict[str, Any]) -> None:
+    """The page reader parses raw replies itself: bytes and RESP3 maps give the same tasks."""
+    populate(Board(real_redis, "t"))
+    expected = list(BoardReader(real_redis, "t").pages())
+    client = redis.Redis.from_url(redis_url, **options)
+    try:
+        assert list(BoardReader(client, "t").pages()) == expected
+    finally:
+        client.close()
+
+
+def test_a_failed_page_read_leaves_no_replies_behind(r: Any, board: Board) -> None:
+    """An error reply mid-page drops the connection: the next command does not read stale replies."""
+    ids = populate(board)
+    events = board.keys.task_events(ids["child"])
+    history = r.lrange(events, 0, -1)
+    r.delete(events)
+    r.set(events, "not a list")
+    with pytest.raises(redis.ResponseError):
+        list(BoardReader(r, "t").pages())
+    assert r.get(events) == "not a list"
+    r.delete(events)
+    r.rpush(events, *history)
+    pages = list(BoardReader(r, "t").pages())
+    assert sorted(s["id"] for p in pages for s in p.states) == sorted(r.zrange(board.keys.tasks, 0, -1))
 
 
 def test_never_clobber_a_snapshot_with_an_empty_or_other_board(r: Any, tmp_path: Path) -> None:
