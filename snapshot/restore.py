@@ -11,7 +11,6 @@ leaves the marker, so the board stays closed until the restore is run again.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import socket
@@ -75,48 +74,58 @@ def choose(db_path: Path) -> tuple[Verdict, list[str]]:
     raise NoSoundSnapshot(f"no sound snapshot for {db_path}: " + ("; ".join(notes) or "no file"))
 
 
-def _event_line(row: sqlite3.Row) -> str:
-    return json.dumps({"task_id": row["task_id"], "seq": row["seq"], "at": schema.s_to_ms(row["created_at"]),
-                       "kind": row["kind"], "data": json.loads(row["payload"] or "{}")}, separators=(",", ":"))
+#: A restore_load batch: one JSON text per task (see restore_load.lua), joined into ARGV[4] as sent.
+Batch = list[str]
+
+#: The history and comment lines of every task, in task order, as JSON string literals
+#: (the inverse of WorkingCopy.put_events / put_comments, built by SQLite).
+_EVENT_LINES = (
+    "SELECT CAST(task_id AS INTEGER), json_quote(json_object('task_id', task_id, 'seq', seq, "
+    f"'at', {schema.ms_sql('created_at', text=False)}, 'kind', kind, 'data', json(coalesce(payload, '{{}}'))) || '') "
+    "FROM task_events ORDER BY CAST(task_id AS INTEGER), id")
+_COMMENT_LINES = (
+    "SELECT CAST(task_id AS INTEGER), json_quote(json_object('task_id', task_id, 'seq', id, 'author', author, "
+    f"'body', body, 'created_at', {schema.ms_sql('created_at', text=False)}) || '') "
+    "FROM task_comments ORDER BY CAST(task_id AS INTEGER), id")
+_TASKS = f"SELECT CAST(id AS INTEGER), {schema.TASK_FIELDS_SQL} FROM tasks ORDER BY CAST(id AS INTEGER)"
 
 
-def _comment_line(row: sqlite3.Row) -> str:
-    return json.dumps({"task_id": row["task_id"], "seq": row["id"], "author": row["author"], "body": row["body"],
-                       "created_at": schema.s_to_ms(row["created_at"])}, separators=(",", ":"))
-
-
-def _by_task(conn: sqlite3.Connection, table: str, line: Callable[[sqlite3.Row], str]) -> Iterator[tuple[int, str]]:
-    for row in conn.execute(f"SELECT * FROM {table} ORDER BY CAST(task_id AS INTEGER), id"):
-        yield int(row["task_id"]), line(row)
-
-
-def read_batches(conn: sqlite3.Connection, size: int) -> Iterator[list[dict[str, Any]]]:
+def read_batches(conn: sqlite3.Connection, size: int) -> Iterator[Batch]:
     """restore_load items from a snapshot, ``size`` tasks at a time, in id order.
 
     Tasks, events and comments are each read in one ordered pass and merged, so
-    the cost is one scan of each table whatever the board's size.
+    the cost is one scan of each table whatever the board's size; SQLite writes
+    the JSON, Python only joins it.
     """
-    events = _by_task(conn, "task_events", _event_line)
-    comments = _by_task(conn, "task_comments", _comment_line)
+    events, comments = conn.execute(_EVENT_LINES), conn.execute(_COMMENT_LINES)
     pending_event, pending_comment = next(events, None), next(comments, None)
-    batch: list[dict[str, Any]] = []
-    for row in conn.execute("SELECT * FROM tasks ORDER BY CAST(id AS INTEGER)"):
-        tid = int(row["id"])
-        item: dict[str, Any] = {"fields": schema.task_fields(row), "events": [], "comments": []}
+    batch: Batch = []
+    for tid, fields in conn.execute(_TASKS):
+        lines: list[str] = []
         while pending_event is not None and pending_event[0] <= tid:
             if pending_event[0] == tid:
-                item["events"].append(pending_event[1])
+                lines.append(pending_event[1])
             pending_event = next(events, None)
+        notes: list[str] = []
         while pending_comment is not None and pending_comment[0] <= tid:
             if pending_comment[0] == tid:
-                item["comments"].append(pending_comment[1])
+                notes.append(pending_comment[1])
             pending_comment = next(comments, None)
-        batch.append(item)
+        batch.append(f'{{"fields":{fields},"events":[{",".join(lines)}],"comments":[{",".join(notes)}]}}')
         if len(batch) == size:
             yield batch
             batch = []
     if batch:
         yield batch
+
+
+def snapshot_batches(path: Path) -> Iterator[Batch]:
+    """:func:`read_batches` of the snapshot file at ``path`` (opened read-only, in the reading thread)."""
+    conn = schema.connect(str(path), readonly=True)
+    try:
+        yield from read_batches(conn, LOAD_BATCH)
+    finally:
+        conn.close()
 
 
 class _Restorer:
@@ -151,17 +160,16 @@ class _Restorer:
                 if int(cursor) == 0:
                     return
 
-    def load(self, marker: str, batches: Iterator[list[dict[str, Any]]],
-             progress: Callable[[int], None] | None) -> int:
+    def load(self, marker: str, batches: Iterator[Batch], progress: Callable[[int], None] | None) -> int:
         total = 0
         script = self.scripts["restore_load"]
-        pending: list[list[dict[str, Any]]] = []
+        pending: list[Batch] = []
 
         def flush() -> None:
             with translate(self.redis):
                 pipe = self.redis.pipeline(transaction=False)
                 for batch in pending:
-                    script(**self.args(marker, json.dumps(batch, separators=(",", ":"))), client=pipe)
+                    script(**self.args(marker, f"[{','.join(batch)}]"), client=pipe)
                 replies = pipe.execute()
             for reply in replies:
                 n = int(self.check(reply)[1])
@@ -188,7 +196,7 @@ class Source:
     task_count: int
     created_at: str
     origin: str  # becomes the board's restored_from
-    batches: Callable[[], Iterator[list[dict[str, Any]]]]
+    batches: Callable[[], Iterator[Batch]]
 
 
 def load_board(client: Any, board: str, source: Source, *, force: bool = False, if_empty: bool = False,
@@ -246,13 +254,6 @@ def restore(client: Any, board: str, db_path: Path, **options: Any) -> RestoreRe
     if meta["board"] != board:
         raise KanbanError(f"{verdict.path} is a snapshot of board {meta['board']!r}, not {board!r}")
 
-    def batches() -> Iterator[list[dict[str, Any]]]:
-        conn = schema.connect(str(verdict.path), readonly=True)
-        try:
-            yield from read_batches(conn, LOAD_BATCH)
-        finally:
-            conn.close()
-
     source = Source(verdict.path, verdict.seq, int(meta["task_count"]), meta.get("board_created_at", ""),
-                    meta["incarnation"], batches)
+                    meta["incarnation"], lambda: snapshot_batches(verdict.path))
     return load_board(client, board, source, notes=notes, **options)

@@ -27,6 +27,10 @@ RUN_ENDS = {
 }
 
 
+#: Compact JSON for event payloads (one encoder: json.dumps builds one per call when given separators).
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def work_path(db_path: Path) -> Path:
     """Where the working copy of the snapshot ``db_path`` lives (hidden, same directory)."""
     return db_path.with_name(f".{db_path.name}.work")
@@ -107,7 +111,7 @@ class WorkingCopy:
             data = data if isinstance(data, dict) else {}
             at = schema.ms_to_s(ev["at"])
             tid, kind = str(ev["task_id"]), ev["kind"]
-            rows.append((tid, kind, json.dumps(data, separators=(",", ":")), at, int(ev["seq"])))
+            rows.append((tid, kind, _COMPACT.encode(data), at, int(ev["seq"])))
             if kind == "claimed" or kind in RUN_ENDS:
                 runs.append((tid, kind, data, at))
         self.conn.executemany(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 import redis
 
 from kanban_redis import Board, BoardRestoring, Status
@@ -296,6 +299,73 @@ def test_restore_round_trip_and_the_board_works(r: Any, tmp_path: Path, clock: A
     # and the snapshotter follows the restored board (new incarnation, restored_from the old one)
     out = take(r, "t", db)
     assert out.published and snapshot_tasks(db) == redis_tasks(r, "t")
+
+
+def board_state(r: Any, board: str) -> dict[str, Any]:
+    """Every key of the board and its value, but for what restore_end rewrites (meta, seq, log)
+    and the claimers' wake-up markers; histories and comments parsed, leases left out of hashes."""
+    keys = BoardKeys(board)
+    state: dict[str, Any] = {}
+    for key in r.scan_iter(match=keys.pattern):
+        if key in (keys.meta, keys.seq, keys.log) or key.startswith(keys.signal("")):
+            continue
+        kind = r.type(key)
+        if kind == "hash":
+            state[key] = {k: v for k, v in r.hgetall(key).items() if k not in LEASE}
+        elif kind == "zset":
+            state[key] = r.zrange(key, 0, -1, withscores=True)
+        elif kind == "set":
+            state[key] = sorted(r.smembers(key))
+        elif kind == "list":
+            state[key] = [json.loads(line) for line in r.lrange(key, 0, -1)]
+        else:
+            state[key] = r.get(key)
+    return state
+
+
+def test_restore_load_rebuilds_every_key_the_board_had(board: Board, r: Any, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before running tasks are requeued, the loaded board equals the snapshotted one, index by index."""
+    import snapshot.restore as restore_mod
+
+    ids = populate(board)
+    board.create("waits", parents=[ids["later"]], assignee="lane-b", idempotency_key="k-w")
+    for priority in (3, -2, 3):
+        board.create(f"p{priority}", assignee="lane-c", priority=priority)
+    blocked = board.create("stuck", assignee="lane-c")
+    board.move(blocked.id, "blocked")
+    db = tmp_path / "kanban.db"
+    take(r, "t", db)
+    before = board_state(r, "t")
+    r.flushdb()
+    monkeypatch.setattr(restore_mod, "LOAD_BATCH", 3)
+    rs = restore_mod._Restorer(r, "t")
+    rs.run("restore_begin", "m", "0")
+    assert rs.load("m", restore_mod.snapshot_batches(db), None) == int(verify(db).meta["task_count"]) == 10
+    after = board_state(r, "t")
+    assert after.pop(board.keys.restoring) == "m"
+    assert after == before
+    for lane in ("lane-a", "lane-c"):
+        assert r.zrange(board.keys.signal(lane), 0, -1) == ["m"]
+
+
+_KINDS = {field: kind for _, field, kind in schema.TASK_COLUMNS}
+_NUMBER = st.integers(-(2**53), 2**53).map(str)
+_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
+
+
+@given(st.dictionaries(st.sampled_from([*_KINDS, "extra_a", "extra_b"]), _TEXT).flatmap(
+    lambda fields: st.fixed_dictionaries({k: _NUMBER if _KINDS.get(k) in ("int", "time") and v else st.just(v)
+                                          for k, v in fields.items()})))
+def test_sqlite_writes_the_same_task_fields_as_python(fields: dict[str, str]) -> None:
+    """Restore builds task hashes with TASK_FIELDS_SQL: it must agree with task_fields on any row."""
+    fields = {**fields, "id": "7"}
+    conn = sqlite3.connect(":memory:")
+    conn.row_factory = sqlite3.Row
+    schema.create(conn)
+    conn.execute(schema.TASK_INSERT, schema.task_row(fields))
+    row = conn.execute(f"SELECT *, {schema.TASK_FIELDS_SQL} AS j FROM tasks").fetchone()
+    assert json.loads(row["j"]) == schema.task_fields(row)
 
 
 def test_restore_refuses_a_populated_board_unless_asked(board: Board, r: Any, tmp_path: Path) -> None:
