@@ -84,6 +84,8 @@ def publish(source: sqlite3.Connection, db_path: Path, *, keep: int = DEFAULT_KE
     try:
         dest = sqlite3.connect(str(temp))
         try:
+            # no syncs while the temp file is built: it is checked and fsynced whole before the rename
+            dest.execute("PRAGMA synchronous=OFF")
             source.backup(dest)
             dest.execute("PRAGMA journal_mode=DELETE")
             verdict = dest.execute("PRAGMA quick_check").fetchone()[0]

@@ -77,21 +77,23 @@ def choose(db_path: Path) -> tuple[Verdict, list[str]]:
 #: A restore_load batch: one JSON text per task (see restore_load.lua), joined into ARGV[4] as sent.
 Batch = list[str]
 
-#: The history and comment lines of every task, in task order, as JSON string literals
-#: (the inverse of WorkingCopy.put_events / put_comments, built by SQLite).
+#: The history and comment lines of every task, as JSON string literals (the inverse of
+#: WorkingCopy.put_events / put_comments, built by SQLite). All three queries go in task id
+#: order (as text: the order of the indexes on task ids), so their rows stream from the
+#: first one on instead of after a sort of the whole table.
 _EVENT_LINES = (
-    "SELECT CAST(task_id AS INTEGER), json_quote(json_object('task_id', task_id, 'seq', seq, "
+    "SELECT task_id, json_quote(json_object('task_id', task_id, 'seq', seq, "
     f"'at', {schema.ms_sql('created_at', text=False)}, 'kind', kind, 'data', json(coalesce(payload, '{{}}'))) || '') "
-    "FROM task_events ORDER BY CAST(task_id AS INTEGER), id")
+    "FROM task_events ORDER BY task_id, id")
 _COMMENT_LINES = (
-    "SELECT CAST(task_id AS INTEGER), json_quote(json_object('task_id', task_id, 'seq', id, 'author', author, "
+    "SELECT task_id, json_quote(json_object('task_id', task_id, 'seq', id, 'author', author, "
     f"'body', body, 'created_at', {schema.ms_sql('created_at', text=False)}) || '') "
-    "FROM task_comments ORDER BY CAST(task_id AS INTEGER), id")
-_TASKS = f"SELECT CAST(id AS INTEGER), {schema.TASK_FIELDS_SQL} FROM tasks ORDER BY CAST(id AS INTEGER)"
+    "FROM task_comments ORDER BY task_id, id")
+_TASKS = f"SELECT id, {schema.TASK_FIELDS_SQL} FROM tasks ORDER BY id"
 
 
 def read_batches(conn: sqlite3.Connection, size: int) -> Iterator[Batch]:
-    """restore_load items from a snapshot, ``size`` tasks at a time, in id order.
+    """restore_load items from a snapshot, ``size`` tasks at a time.
 
     Tasks, events and comments are each read in one ordered pass and merged, so
     the cost is one scan of each table whatever the board's size; SQLite writes
@@ -122,6 +124,7 @@ def read_batches(conn: sqlite3.Connection, size: int) -> Iterator[Batch]:
 def snapshot_batches(path: Path) -> Iterator[Batch]:
     """:func:`read_batches` of the snapshot file at ``path`` (opened read-only, in the reading thread)."""
     conn = schema.connect(str(path), readonly=True)
+    conn.row_factory = None
     try:
         yield from read_batches(conn, LOAD_BATCH)
     finally:
@@ -177,11 +180,15 @@ class _Restorer:
                     progress(n)
             pending.clear()
 
+        # 1, 2, 4, ... calls per round trip up to LOAD_PIPELINE: Redis starts on the
+        # first batch instead of waiting for a whole pipeline to be read from the file
+        depth = 1
         for batch in prefetched(batches, 2 * LOAD_PIPELINE):
             pending.append(batch)
             total += len(batch)
-            if len(pending) >= LOAD_PIPELINE:
+            if len(pending) >= depth:
                 flush()
+                depth = min(2 * depth, LOAD_PIPELINE)
         if pending:
             flush()
         return total
