@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import hiredis
@@ -77,32 +77,38 @@ class Head:
 
 @dataclass
 class Entry:
-    """One change-log entry: the full new state of every task a script touched."""
+    """One change-log entry: the full new state of every task a script touched.
+
+    ``events`` (a JSON array) and ``comment`` (a JSON object) stay text: the
+    working copy parses them in SQLite.
+    """
 
     seq: int
     op: str
     tasks: list[dict[str, str]]
-    events: list[dict[str, Any]]
-    comment: dict[str, Any] | None
+    events: str
+    comment: str | None
 
     @classmethod
     def parse(cls, entry_id: Any, raw: dict[Any, Any]) -> Entry:
         f = reply_fields(raw)
         tasks = json.loads(f.get("tasks") or "[]")
-        events = json.loads(f.get("events") or "[]")
         return cls(seq=int(reply_text(entry_id).split("-", 1)[0]), op=f["op"],
                    tasks=[{k: str(v) for k, v in t.items()} for t in tasks] if isinstance(tasks, list) else [],
-                   events=events if isinstance(events, list) else [],
-                   comment=json.loads(f["comment"]) if f.get("comment") else None)
+                   events=f.get("events") or "[]", comment=f.get("comment") or None)
 
 
 @dataclass
 class TaskPage:
-    """Tasks read in one pipeline, with their history and comments."""
+    """Tasks read in one round trip; their history lines and comments as JSON arrays."""
 
-    states: list[dict[str, str]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    comments: list[dict[str, Any]] = field(default_factory=list)
+    states: list[dict[str, str]]
+    events: str
+    comments: str
+
+
+def _json_array(lines: list[Any]) -> str:
+    return "[" + ",".join(map(reply_text, lines)) + "]"
 
 
 class BoardReader:
@@ -144,14 +150,16 @@ class BoardReader:
             commands.append(("ZRANGEBYSCORE", self.keys.tasks, f"({ids[-1]}", "+inf", "LIMIT", 0, TASK_PAGE))
             with translate(self.redis):
                 replies = round_trip(self.redis, commands)
-            page = TaskPage()
+            states: list[dict[str, str]] = []
+            events: list[Any] = []
+            comments: list[Any] = []
             for i in range(0, len(replies) - 1, 3):
-                raw, events, comments = replies[i:i + 3]
+                raw, history, notes = replies[i:i + 3]
                 if raw:
-                    page.states.append(_hash(raw))
-                    page.events.extend(json.loads(e) for e in events)
-                    page.comments.extend(json.loads(c) for c in comments)
-            yield page
+                    states.append(_hash(raw))
+                    events += history
+                    comments += notes
+            yield TaskPage(states, _json_array(events), _json_array(comments))
             ids = replies[-1]
 
     def entries(self, after: int, upto: int | None = None) -> Iterator[list[Entry]]:

@@ -58,7 +58,7 @@ def _apply(wc: WorkingCopy, entries: list[Entry]) -> None:
         wc.put_tasks(e.tasks)
         wc.put_events(e.events)
         if e.comment:
-            wc.put_comments([e.comment])
+            wc.put_comments(f"[{e.comment}]")
 
 
 def _meta(reader: BoardReader, head: Head, seq: int) -> dict[str, object]:
