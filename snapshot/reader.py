@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import hiredis
+
 from kanban_redis.connection import reply_fields, reply_text
 from kanban_redis.connection import translate
 from kanban_redis.keys import BoardKeys

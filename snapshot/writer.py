@@ -27,8 +27,9 @@ RUN_ENDS = {
 }
 
 
-#: Event kinds that open or end a run.
-_RUN_KINDS = ("claimed", *RUN_ENDS)
+#: The events just inserted (id > ?) that open or end a run, in order.
+_RUN_EVENTS = ("SELECT task_id, kind, payload, created_at FROM task_events WHERE id > ? AND kind IN ("
+               + ", ".join(f"'{kind}'" for kind in ("claimed", *RUN_ENDS)) + ") ORDER BY id")
 
 #: Rows from a JSON array (text) of history lines / comments, parsed by SQLite.
 _EVENTS_INSERT = (
@@ -122,10 +123,7 @@ class WorkingCopy:
             return
         last = self.conn.execute("SELECT coalesce(max(id), 0) FROM task_events").fetchone()[0]
         self.conn.execute(_EVENTS_INSERT, (events,))
-        for tid, kind, payload, at in self.conn.execute(
-                f"SELECT task_id, kind, payload, created_at FROM task_events "
-                f"WHERE id > ? AND kind IN ({','.join('?' for _ in _RUN_KINDS)}) ORDER BY id",
-                (last, *_RUN_KINDS)).fetchall():
+        for tid, kind, payload, at in self.conn.execute(_RUN_EVENTS, (last,)).fetchall():
             self._track_run(tid, kind, json.loads(payload), at)
 
     def _track_run(self, tid: str, kind: str, data: Mapping[str, Any], at: float | None) -> None:
