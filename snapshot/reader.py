@@ -1,9 +1,10 @@
 """Reading a board out of Redis without stopping it.
 
 Nothing here runs a long command: tasks are read with paged ZRANGEBYSCORE
-and pipelined HGETALL/LRANGE, the change log with paged XRANGE, so Redis
-keeps serving gateways while a 100,000-task board is read (see
-:mod:`snapshot.sync` for how the reads become one point-in-time cut).
+and HGETALL/LRANGE sent a page at a time (:class:`~snapshot.wire.Wire`),
+the change log with paged XRANGE, so Redis keeps serving gateways while a
+100,000-task board is read (see :mod:`snapshot.sync` for how the reads
+become one point-in-time cut).
 """
 
 from __future__ import annotations
@@ -13,43 +14,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import hiredis
+import redis
 
 from kanban_redis.connection import reply_fields, reply_text
 from kanban_redis.connection import translate
 from kanban_redis.keys import BoardKeys
 
+from .wire import Wire
+
 #: Tasks per round trip when reading the whole board (3 small commands each).
 TASK_PAGE = 500
 #: Change-log entries per XRANGE.
 LOG_PAGE = 500
-
-
-def round_trip(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
-    """The replies to ``commands``, sent at once on one pooled connection.
-
-    A pipeline without its per-command bookkeeping (commands packed by
-    hiredis, no response callbacks: a hash comes back as the server sends it,
-    see :func:`_hash`): a full snapshot reads three replies per task, and that
-    bookkeeping took most of its time. Only for reads: the connection's retry
-    policy may send them again.
-    """
-    pool = client.connection_pool
-    conn = pool.get_connection()
-    packed = b"".join(hiredis.pack_command(c) for c in commands)
-
-    def exchange() -> list[Any]:
-        try:
-            conn.send_packed_command([packed])
-            return [conn.read_response() for _ in commands]
-        except BaseException:
-            conn.disconnect()  # replies may be left unread: never reuse it
-            raise
-
-    try:
-        return conn.retry.call_with_retry(exchange, lambda _error: None)  # type: ignore[no-any-return]
-    finally:
-        pool.release(conn)
 
 
 def _hash(raw: Any) -> dict[str, str]:
@@ -137,31 +113,52 @@ class BoardReader:
     def pages(self) -> Iterator[TaskPage]:
         """Every task, in id order, one round trip per page.
 
-        A round trip sends HGETALL and two LRANGE (history, comments) per task
-        of the page, and the ZRANGEBYSCORE that names the next page's tasks.
+        A page's round trip asks for the ids of the page after it, then HGETALL
+        and two LRANGE (history, comments) per task. The next page is sent as
+        soon as its ids are known, before this one is parsed and written, so
+        Redis reads it meanwhile.
         """
-        with translate(self.redis):
-            ids = self.redis.zrangebyscore(self.keys.tasks, "-inf", "+inf", start=0, num=TASK_PAGE)
-        while ids:
-            ids = [reply_text(i) for i in ids]
-            commands: list[tuple[Any, ...]] = []
-            for tid in ids:
-                commands += [("HGETALL", self.keys.task(tid)), ("LRANGE", self.keys.task_events(tid), 0, -1),
-                             ("LRANGE", self.keys.task_comments(tid), 0, -1)]
-            commands.append(("ZRANGEBYSCORE", self.keys.tasks, f"({ids[-1]}", "+inf", "LIMIT", 0, TASK_PAGE))
-            with translate(self.redis):
-                replies = round_trip(self.redis, commands)
-            states: list[dict[str, str]] = []
-            events: list[Any] = []
-            comments: list[Any] = []
-            for i in range(0, len(replies) - 1, 3):
-                raw, history, notes = replies[i:i + 3]
-                if raw:
-                    states.append(_hash(raw))
-                    events += history
-                    comments += notes
-            yield TaskPage(states, _json_array(events), _json_array(comments))
-            ids = replies[-1]
+        with Wire(self.redis) as wire:
+            wire.send([self._ids_after("-inf")])
+            ids = self._ids(wire.receive(1)[0])
+            if ids:
+                wire.send(self._reads(ids))
+            while ids:
+                following = self._ids(wire.receive(1)[0])
+                if following:
+                    wire.send(self._reads(following))
+                replies = wire.receive(3 * len(ids))
+                for reply in replies:
+                    if isinstance(reply, redis.ResponseError):
+                        raise reply
+                states: list[dict[str, str]] = []
+                events: list[Any] = []
+                comments: list[Any] = []
+                for i in range(0, len(replies), 3):
+                    raw, history, notes = replies[i:i + 3]
+                    if raw:
+                        states.append(_hash(raw))
+                        events += history
+                        comments += notes
+                yield TaskPage(states, _json_array(events), _json_array(comments))
+                ids = following
+
+    def _ids_after(self, low: str) -> tuple[Any, ...]:
+        return ("ZRANGEBYSCORE", self.keys.tasks, low, "+inf", "LIMIT", 0, TASK_PAGE)
+
+    @staticmethod
+    def _ids(reply: Any) -> list[str]:
+        if isinstance(reply, redis.ResponseError):
+            raise reply
+        return [reply_text(i) for i in reply]
+
+    def _reads(self, ids: list[str]) -> list[tuple[Any, ...]]:
+        """The next page's ids, then each task's hash, history and comments."""
+        commands = [self._ids_after(f"({ids[-1]}")]
+        for tid in ids:
+            commands += [("HGETALL", self.keys.task(tid)), ("LRANGE", self.keys.task_events(tid), 0, -1),
+                         ("LRANGE", self.keys.task_comments(tid), 0, -1)]
+        return commands
 
     def entries(self, after: int, upto: int | None = None) -> Iterator[list[Entry]]:
         """Log entries with after < seq <= upto (to the end when None), a page at a time.

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
 from kanban_redis.connection import reply_text
 from kanban_redis.connection import translate
 from kanban_redis.errors import ErrorCode, KanbanError, error_for
@@ -28,8 +30,8 @@ from kanban_redis.scripts import Scripts
 
 from . import schema
 from .publisher import kept_copies
-from .readahead import prefetched
 from .verify import Verdict, verify
+from .wire import Wire
 
 #: Tasks per restore_load call (each call stays within a few ms) and calls per round trip.
 LOAD_BATCH = 25
@@ -122,7 +124,7 @@ def read_batches(conn: sqlite3.Connection, size: int) -> Iterator[Batch]:
 
 
 def snapshot_batches(path: Path) -> Iterator[Batch]:
-    """:func:`read_batches` of the snapshot file at ``path`` (opened read-only, in the reading thread)."""
+    """:func:`read_batches` of the snapshot file at ``path`` (opened read-only)."""
     conn = schema.connect(str(path), readonly=True)
     conn.row_factory = None
     try:
@@ -164,34 +166,48 @@ class _Restorer:
                     return
 
     def load(self, marker: str, batches: Iterator[Batch], progress: Callable[[int], None] | None) -> int:
-        total = 0
+        """Send ``batches`` to restore_load as they are read; the number of tasks sent.
+
+        A group of calls is sent before the replies of the group before it are
+        read, so the file is read here while Redis loads; groups grow 1, 2, 4,
+        ... LOAD_PIPELINE calls, so Redis starts on the first batch.
+        """
         script = self.scripts["restore_load"]
-        pending: list[Batch] = []
-
-        def flush() -> None:
-            with translate(self.redis):
-                pipe = self.redis.pipeline(transaction=False)
-                for batch in pending:
-                    script(**self.args(marker, f"[{','.join(batch)}]"), client=pipe)
-                replies = pipe.execute()
-            for reply in replies:
-                n = int(self.check(reply)[1])
-                if progress:
-                    progress(n)
-            pending.clear()
-
-        # 1, 2, 4, ... calls per round trip up to LOAD_PIPELINE: Redis starts on the
-        # first batch instead of waiting for a whole pipeline to be read from the file
-        depth = 1
-        for batch in prefetched(batches, 2 * LOAD_PIPELINE):
-            pending.append(batch)
-            total += len(batch)
-            if len(pending) >= depth:
-                flush()
-                depth = min(2 * depth, LOAD_PIPELINE)
-        if pending:
-            flush()
+        with translate(self.redis):
+            self.redis.script_load(script.script)
+        keys = self.keys.script_keys()
+        call = ("EVALSHA", script.sha, len(keys), *keys, self.keys.prefix, "", marker)
+        total, depth = 0, 1
+        running: list[Batch] = []
+        group: list[Batch] = []
+        with Wire(self.redis) as wire:
+            for batch in batches:
+                group.append(batch)
+                total += len(batch)
+                if len(group) >= depth:
+                    wire.send([(*call, _items(b)) for b in group])
+                    self._settle(wire, running, marker, progress)
+                    running, group, depth = group, [], min(2 * depth, LOAD_PIPELINE)
+            if group:
+                wire.send([(*call, _items(b)) for b in group])
+            self._settle(wire, running, marker, progress)
+            self._settle(wire, group, marker, progress)
         return total
+
+    def _settle(self, wire: Wire, group: list[Batch], marker: str, progress: Callable[[int], None] | None) -> None:
+        for batch, reply in zip(group, wire.receive(len(group))):
+            if isinstance(reply, NoScriptError):  # scripts flushed meanwhile: a batch can be sent again
+                with translate(self.redis):
+                    reply = self.scripts["restore_load"](**self.args(marker, _items(batch)))
+            elif isinstance(reply, Exception):
+                raise reply
+            n = int(self.check(reply)[1])
+            if progress:
+                progress(n)
+
+
+def _items(batch: Batch) -> str:
+    return f"[{','.join(batch)}]"
 
 
 @dataclass(frozen=True)

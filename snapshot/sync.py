@@ -23,14 +23,11 @@ from typing import Literal
 from kanban_redis import __version__
 from kanban_redis.errors import BoardRestoring, KanbanError
 
-from .readahead import prefetched
 from .reader import BoardReader, Entry, Head, LogGap
 from .writer import WorkingCopy
 
 #: Full-resync attempts before giving up on a board that changes too fast to cut.
 FULL_ATTEMPTS = 5
-#: Pages read from Redis while earlier ones are written to SQLite.
-PAGES_AHEAD = 2
 
 
 class RedisBehind(KanbanError):
@@ -110,7 +107,7 @@ def _full(reader: BoardReader, wc: WorkingCopy) -> SyncResult:
         h0 = reader.head()
         _ensure_not_restoring(h0)
         wc.reset()
-        for page in prefetched(reader.pages(), PAGES_AHEAD):
+        for page in reader.pages():
             wc.put_tasks(page.states, fresh=True)
             wc.put_events(page.events)
             wc.put_comments(page.comments)

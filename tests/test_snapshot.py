@@ -345,6 +345,8 @@ def test_restore_load_rebuilds_every_key_the_board_had(board: Board, r: Any, tmp
     after = board_state(r, "t")
     assert after.pop(board.keys.restoring) == "m"
     assert after == before
+    rs.load("m", restore_mod.snapshot_batches(db), None)  # every batch sent again replaces what it loaded
+    assert board_state(r, "t") == {**after, board.keys.restoring: "m"}
     for lane in ("lane-a", "lane-c"):
         assert r.zrange(board.keys.signal(lane), 0, -1) == ["m"]
 
@@ -432,6 +434,35 @@ def test_a_crashed_restore_keeps_the_board_closed_and_can_be_rerun(board: Board,
     assert "took over" in result.notes[0]
     assert len(Board(r, "t").list()) == 5
     assert Board(r, "t").create("after").status == Status.READY
+
+
+def test_restore_survives_a_script_flush_while_it_loads(board: Board, r: Any, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calls that meet NOSCRIPT (scripts flushed mid-restore) are sent again, once the script is back."""
+    import snapshot.restore as restore_mod
+
+    running = populate(board)["running"]
+    db = tmp_path / "kanban.db"
+    take(r, "t", db)
+    before = board_state(r, "t")
+    r.flushdb()
+    monkeypatch.setattr(restore_mod, "LOAD_BATCH", 1)
+    loaded: list[int] = []
+
+    def flush_once(n: int) -> None:
+        if not loaded:
+            r.script_flush()
+        loaded.append(n)
+
+    result = restore(r, "t", db, progress=flush_once)
+    assert result.tasks == sum(loaded) == 5
+    def tasks(state: dict[str, Any]) -> dict[str, Any]:
+        """Every task's keys but the running one's (requeued by the restore)."""
+        return {k: v for k, v in state.items()
+                if k.startswith(board.keys.task("")) and not k.startswith(board.keys.task(running))}
+
+    assert tasks(board_state(r, "t")) == tasks(before)
+    assert Board(r, "t").history(running)[-1].kind == "requeued"
 
 
 def test_an_unreadable_working_copy_is_rebuilt(board: Board, r: Any, tmp_path: Path) -> None:

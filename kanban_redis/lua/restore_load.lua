@@ -20,10 +20,22 @@ end
 -- so field/value and score/member pairs are never split.
 local CHUNK = 1000
 
--- cmd key args[1..n], CHUNK arguments at a time (nothing when args is empty).
-local function call_chunked(cmd, key, args)
-  for i = 1, #args, CHUNK do
-    redis.call(cmd, key, unpack(args, i, math.min(i + CHUNK - 1, #args)))
+-- cmd key args[1..n], CHUNK arguments at a time (nothing when n is 0).
+local function call_chunked(cmd, key, args, n)
+  for i = 1, n, CHUNK do
+    redis.call(cmd, key, unpack(args, i, math.min(i + CHUNK - 1, n)))
+  end
+end
+
+local items = cjson.decode(ARGV[4])
+if #items == 0 then return {0, 0} end
+
+-- A batch runs whole or not at all, and the board was wiped before the
+-- first one: its first task's hash exists only if this batch was sent before.
+if redis.call('EXISTS', key_task(items[1].fields.id)) == 1 then
+  for _, item in ipairs(items) do
+    local id = item.fields.id
+    redis.call('DEL', key_task(id), key_task_events(id), key_task_comments(id))
   end
 end
 
@@ -41,46 +53,47 @@ local function zadd(key, score, member)
   z[#z + 1] = member
 end
 
-local items = cjson.decode(ARGV[4])
-local doomed, idem, lanes = {}, {}, {}
-for _, item in ipairs(items) do
-  local id = item.fields.id
-  doomed[#doomed + 1] = key_task(id)
-  doomed[#doomed + 1] = key_task_events(id)
-  doomed[#doomed + 1] = key_task_comments(id)
-end
-for i = 1, #doomed, CHUNK do redis.call('DEL', unpack(doomed, i, math.min(i + CHUNK - 1, #doomed))) end
-
+local status_keys, ready_keys, idem, flat = {}, {}, {}, {}
 for _, item in ipairs(items) do
   local t = item.fields
   local id = t.id
-  local flat = {}
+  local n = 0
   for k, v in pairs(t) do
-    flat[#flat + 1] = k
-    flat[#flat + 1] = v
+    flat[n + 1] = k
+    flat[n + 2] = v
+    n = n + 2
   end
-  call_chunked('HSET', key_task(id), flat)
-  call_chunked('RPUSH', key_task_events(id), item.events)
-  call_chunked('RPUSH', key_task_comments(id), item.comments)
-  zadd(K_TASKS, tonumber(id), id)
+  call_chunked('HSET', key_task(id), flat, n)
+  call_chunked('RPUSH', key_task_events(id), item.events, #item.events)
+  call_chunked('RPUSH', key_task_comments(id), item.comments, #item.comments)
+  zadd(K_TASKS, id, id)  -- the id is numeric: its own score
   for _, p in ipairs(parents_of(t)) do redis.call('SADD', key_task_children(p), id) end
   if t.idempotency_key then
     idem[#idem + 1] = t.idempotency_key
     idem[#idem + 1] = id
   end
   local s = t.status
-  zadd(key_status(s), id, id)
+  local skey = status_keys[s]
+  if not skey then
+    skey = key_status(s)
+    status_keys[s] = skey
+  end
+  zadd(skey, id, id)
   if s == 'ready' then
     local lane = lane_of(t)
-    zadd(key_ready(lane), ready_score(t.priority, tonumber(t.rev)), id)
-    lanes[lane] = true
+    local rkey = ready_keys[lane]
+    if not rkey then
+      rkey = key_ready(lane)
+      ready_keys[lane] = rkey
+    end
+    zadd(rkey, ready_score(t.priority, tonumber(t.rev)), id)
   elseif s == 'scheduled' then
-    zadd(K_SCHEDULED, tonumber(t.not_before), id)
+    zadd(K_SCHEDULED, t.not_before, id)
   elseif s == 'running' then
-    zadd(K_LEASES, tonumber(t.claim_expires_at or NOW), id)
+    zadd(K_LEASES, t.claim_expires_at or NOW_S, id)
   end
 end
-for _, key in ipairs(zkeys) do call_chunked('ZADD', key, zsets[key]) end
-call_chunked('HSET', K_IDEM, idem)
-for lane in pairs(lanes) do redis.call('ZADD', key_signal(lane), 0, 'm') end
+for _, key in ipairs(zkeys) do call_chunked('ZADD', key, zsets[key], #zsets[key]) end
+call_chunked('HSET', K_IDEM, idem, #idem)
+for lane in pairs(ready_keys) do redis.call('ZADD', key_signal(lane), 0, 'm') end
 return {0, #items}
