@@ -33,7 +33,8 @@ from .publisher import kept_copies
 from .verify import Verdict, verify
 from .wire import Wire
 
-#: Tasks per restore_load call (each call stays within a few ms) and calls per round trip.
+#: Tasks per restore_load call (each call stays within a few ms), and the most calls sent
+#: at once (a group is sent while Redis runs the group before it).
 LOAD_BATCH = 25
 LOAD_PIPELINE = 16
 #: Running tasks requeued per restore_end call.
@@ -175,8 +176,8 @@ class _Restorer:
         script = self.scripts["restore_load"]
         with translate(self.redis):
             self.redis.script_load(script.script)
-        keys = self.keys.script_keys()
-        call = ("EVALSHA", script.sha, len(keys), *keys, self.keys.prefix, "", marker)
+        a = self.args(marker)
+        call = ("EVALSHA", script.sha, len(a["keys"]), *a["keys"], *a["args"])
         total, depth = 0, 1
         running: list[Batch] = []
         group: list[Batch] = []
