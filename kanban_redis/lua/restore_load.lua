@@ -3,7 +3,8 @@
 -- Guarantees: runs only under this restore's marker; each task gets its hash,
 -- history, comments and every index entry (tasks, status, lane ready queue
 -- with lib's ready_score, scheduled, leases, children, idempotency keys).
--- Loading the same task again replaces it, so a batch can be re-sent.
+-- A batch sent again replaces what it loaded (the board is wiped before the
+-- first batch and a batch runs whole or not at all), so a batch can be re-sent.
 -- KEYS[1..8]  meta, seq, log, restoring, tasks, leases, scheduled, idem  (see keys.py)
 -- ARGV[1]  key prefix          ARGV[2]  now ms or ""
 -- ARGV[3]  marker text (as given to restore_begin)
