@@ -168,6 +168,30 @@ class Scripts:
     def __getitem__(self, name: str) -> Callable[..., Any]:
         return partial(self.call, name)
 
+    def command(self, name: str) -> tuple[str, str]:
+        """``("FCALL", function)`` or ``("EVALSHA", sha)`` for callers that send raw
+        commands (restore's conveyor), the code loaded on the server first."""
+        if not self._loaded:
+            self.load()
+        if self._eval is None:
+            return "FCALL", f"kanban_{library()[0]}_{name}"
+        script = self._script(name)
+        self._client.script_load(script.script)
+        return "EVALSHA", script.sha
+
+    @staticmethod
+    def missing(reply: Any) -> bool:
+        """Whether ``reply`` says the server lost the code (restarted, flushed): call again."""
+        return isinstance(reply, redis.exceptions.NoScriptError) or (
+            isinstance(reply, redis.ResponseError) and "Function not found" in str(reply))
+
+    def _script(self, name: str) -> Script:
+        assert self._eval is not None
+        script = self._eval.get(name)
+        if script is None:
+            script = self._eval[name] = self._client.register_script(eval_source(name))
+        return script
+
     def call(self, name: str, keys: list[str], args: list[Any], client: Any = None) -> Any:
         """Run script ``name``, loading the library first if the server does not have it.
 
@@ -178,10 +202,7 @@ class Scripts:
         if client is not None and not self._loaded:
             self.load()
         if self._eval is not None:
-            script = self._eval.get(name)
-            if script is None:
-                script = self._eval[name] = self._client.register_script(eval_source(name))
-            return script(keys=keys, args=args, client=client)
+            return self._script(name)(keys=keys, args=args, client=client)
         function = f"kanban_{library()[0]}_{name}"
         if client is not None:
             return client.fcall(function, len(keys), *keys, *args)

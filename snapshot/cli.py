@@ -36,6 +36,9 @@ from .snapshotter import Outcome, WouldClobber
 from .sync import RedisBehind
 from .verify import verify
 
+#: Boards from this many tasks on get a progress bar while they are restored (when stderr is a terminal).
+PROGRESS_MIN_TASKS = 1000
+
 #: Where kanban.db goes when neither --db nor KANBAN_DB says.
 DEFAULT_DB = Path.home() / ".local" / "share" / "kanban-redis" / "kanban.db"
 
@@ -196,7 +199,7 @@ def _restore_one(client: Any, board: str, path: Path, *, force: bool, if_empty: 
         for note in result.notes:
             _warn(f"note: {note}")
         click.echo(f"{board}: restoring seq {result.seq} from {result.source}")
-        if sys.stderr.isatty() and total >= 1000:
+        if sys.stderr.isatty() and total >= PROGRESS_MIN_TASKS:
             bar.append(click.progressbar(length=total, label="loading tasks", file=sys.stderr))
             bar[0].__enter__()
 

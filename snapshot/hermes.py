@@ -21,7 +21,7 @@ from kanban_redis.errors import KanbanError
 from kanban_redis.models import Status
 
 from . import schema
-from .restore import LOAD_BATCH, RestoreResult, Source, load_board
+from .restore import LOAD_BATCH, Batch, RestoreResult, Source, load_board
 
 #: hermes column -> our hash field, where the meaning matches.
 COLUMNS = {"title": "title", "body": "body", "assignee": "assignee", "priority": "priority",
@@ -103,9 +103,9 @@ def read_hermes(path: Path, board: str) -> Source:
     ordered = list(items.values())
     created = min((int(i["fields"]["created_at"]) for i in ordered), default=0)
 
-    def batches() -> Iterator[list[dict[str, Any]]]:
+    def batches() -> Iterator[Batch]:
         for start in range(0, len(ordered), LOAD_BATCH):
-            yield ordered[start:start + LOAD_BATCH]
+            yield [json.dumps(item) for item in ordered[start:start + LOAD_BATCH]]
 
     return Source(path, seq, len(ordered), str(created) if ordered else "", f"hermes:{path}", batches)
 

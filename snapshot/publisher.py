@@ -1,8 +1,9 @@
 """Publishing: ``kanban.db`` is replaced whole, never written in place.
 
 A new snapshot is copied from the working copy into a temporary file in the
-same directory (SQLite's backup API), checked, fsynced, and renamed over
-``kanban.db``; then the directory is fsynced. Before the rename the old
+same directory (SQLite's backup API), checked and fsynced (at the same
+time: the check only reads), and renamed over ``kanban.db``; then the
+directory is fsynced. Before the rename the old
 ``kanban.db`` gets a second name ``kanban.db.<taken_at_ms>`` (a hard link, no
 copy), which makes it one of the kept copies; only the newest ``keep`` of
 those stay. A kill at any instant leaves the old or the new file whole, plus
@@ -15,6 +16,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +43,22 @@ def kept_copies(db_path: Path) -> list[Path]:
     pattern = copy_pattern(db_path)
     found = [(int(m.group(1)), p) for p in db_path.parent.iterdir() if (m := pattern.fullmatch(p.name))]
     return [p for _, p in sorted(found, reverse=True)]
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _quick_check(path: Path) -> str:
+    conn = schema.connect(str(path), readonly=True)
+    try:
+        return str(conn.execute("PRAGMA quick_check").fetchone()[0])
+    finally:
+        conn.close()
 
 
 def fsync_dir(path: Path) -> None:
@@ -84,18 +102,19 @@ def publish(source: sqlite3.Connection, db_path: Path, *, keep: int = DEFAULT_KE
     try:
         dest = sqlite3.connect(str(temp))
         try:
+            # no syncs while the temp file is built: it is checked and fsynced whole before the rename
+            dest.execute("PRAGMA synchronous=OFF")
             source.backup(dest)
             dest.execute("PRAGMA journal_mode=DELETE")
-            verdict = dest.execute("PRAGMA quick_check").fetchone()[0]
-            if verdict != "ok":
-                raise sqlite3.DatabaseError(f"new snapshot failed its check: {verdict}")
         finally:
             dest.close()
-        fd = os.open(temp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        # the file is complete: it is fsynced while it is checked (the check only reads it)
+        with ThreadPoolExecutor(1) as pool:
+            synced = pool.submit(_fsync_file, temp)
+            verdict = _quick_check(temp)
+            synced.result()
+        if verdict != "ok":
+            raise sqlite3.DatabaseError(f"new snapshot failed its check: {verdict}")
         if before_rename is not None:
             before_rename(temp)
         _keep_current(db_path)

@@ -1,26 +1,39 @@
 """Reading a board out of Redis without stopping it.
 
 Nothing here runs a long command: tasks are read with paged ZRANGEBYSCORE
-and pipelined HGETALL/LRANGE, the change log with paged XRANGE, so Redis
-keeps serving gateways while a 100,000-task board is read (see
-:mod:`snapshot.sync` for how the reads become one point-in-time cut).
+and HGETALL/LRANGE sent a page at a time (:class:`~snapshot.wire.Wire`),
+the change log with paged XRANGE, so Redis keeps serving gateways while a
+100,000-task board is read (see :mod:`snapshot.sync` for how the reads
+become one point-in-time cut).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+import redis
 
 from kanban_redis.connection import reply_fields, reply_text
 from kanban_redis.connection import translate
 from kanban_redis.keys import BoardKeys
 
-#: Tasks per pipeline when reading the whole board (3 small commands each).
+from .wire import Wire
+
+#: Tasks per round trip when reading the whole board (3 small commands each).
 TASK_PAGE = 500
 #: Change-log entries per XRANGE.
 LOG_PAGE = 500
+
+
+def _hash(raw: Any) -> dict[str, str]:
+    """An HGETALL reply (a map in RESP3, flat pairs in RESP2; text or bytes) as a dict of text."""
+    if not isinstance(raw, dict):
+        pairs = iter(raw)
+        raw = dict(zip(pairs, pairs))
+    return raw if isinstance(next(iter(raw)), str) else reply_fields(raw)
 
 
 class LogGap(Exception):
@@ -41,32 +54,38 @@ class Head:
 
 @dataclass
 class Entry:
-    """One change-log entry: the full new state of every task a script touched."""
+    """One change-log entry: the full new state of every task a script touched.
+
+    ``events`` (a JSON array) and ``comment`` (a JSON object) stay text: the
+    working copy parses them in SQLite.
+    """
 
     seq: int
     op: str
     tasks: list[dict[str, str]]
-    events: list[dict[str, Any]]
-    comment: dict[str, Any] | None
+    events: str
+    comment: str | None
 
     @classmethod
     def parse(cls, entry_id: Any, raw: dict[Any, Any]) -> Entry:
         f = reply_fields(raw)
         tasks = json.loads(f.get("tasks") or "[]")
-        events = json.loads(f.get("events") or "[]")
         return cls(seq=int(reply_text(entry_id).split("-", 1)[0]), op=f["op"],
                    tasks=[{k: str(v) for k, v in t.items()} for t in tasks] if isinstance(tasks, list) else [],
-                   events=events if isinstance(events, list) else [],
-                   comment=json.loads(f["comment"]) if f.get("comment") else None)
+                   events=f.get("events") or "[]", comment=f.get("comment") or None)
 
 
 @dataclass
 class TaskPage:
-    """Tasks read in one pipeline, with their history and comments."""
+    """Tasks read in one round trip; their history lines and comments as JSON arrays."""
 
-    states: list[dict[str, str]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    comments: list[dict[str, Any]] = field(default_factory=list)
+    states: list[dict[str, str]]
+    events: str
+    comments: str
+
+
+def _json_array(lines: list[Any]) -> str:
+    return "[" + ",".join(map(reply_text, lines)) + "]"
 
 
 class BoardReader:
@@ -92,29 +111,54 @@ class BoardReader:
                     restoring=None if restoring is None else reply_text(restoring), task_count=int(count))
 
     def pages(self) -> Iterator[TaskPage]:
-        """Every task, in id order, a pipeline of small commands at a time."""
-        low = "-inf"
-        while True:
-            with translate(self.redis):
-                ids = [reply_text(i) for i in self.redis.zrangebyscore(self.keys.tasks, low, "+inf", start=0,
-                                                                  num=TASK_PAGE)]
-                if not ids:
-                    return
-                pipe = self.redis.pipeline(transaction=False)
-                for tid in ids:
-                    pipe.hgetall(self.keys.task(tid))
-                    pipe.lrange(self.keys.task_events(tid), 0, -1)
-                    pipe.lrange(self.keys.task_comments(tid), 0, -1)
-                replies = pipe.execute()
-            page = TaskPage()
-            for i in range(len(ids)):
-                raw, events, comments = replies[3 * i:3 * i + 3]
-                if raw:
-                    page.states.append(raw if isinstance(next(iter(raw)), str) else reply_fields(raw))
-                    page.events.extend(json.loads(e) for e in events)
-                    page.comments.extend(json.loads(c) for c in comments)
-            yield page
-            low = f"({ids[-1]}"
+        """Every task, in id order, one round trip per page.
+
+        A page's round trip asks for the ids of the page after it, then HGETALL
+        and two LRANGE (history, comments) per task. The next page is sent as
+        soon as its ids are known, before this one is parsed and written, so
+        Redis reads it meanwhile.
+        """
+        with Wire(self.redis) as wire:
+            wire.send([self._ids_after("-inf")])
+            ids = self._ids(wire.receive(1)[0])
+            if ids:
+                wire.send(self._reads(ids))
+            while ids:
+                following = self._ids(wire.receive(1)[0])
+                if following:
+                    wire.send(self._reads(following))
+                replies = wire.receive(3 * len(ids))
+                for reply in replies:
+                    if isinstance(reply, redis.ResponseError):
+                        raise reply
+                states: list[dict[str, str]] = []
+                events: list[Any] = []
+                comments: list[Any] = []
+                for i in range(0, len(replies), 3):
+                    raw, history, notes = replies[i:i + 3]
+                    if raw:
+                        states.append(_hash(raw))
+                        events += history
+                        comments += notes
+                yield TaskPage(states, _json_array(events), _json_array(comments))
+                ids = following
+
+    def _ids_after(self, low: str) -> tuple[Any, ...]:
+        return ("ZRANGEBYSCORE", self.keys.tasks, low, "+inf", "LIMIT", 0, TASK_PAGE)
+
+    @staticmethod
+    def _ids(reply: Any) -> list[str]:
+        if isinstance(reply, redis.ResponseError):
+            raise reply
+        return [reply_text(i) for i in reply]
+
+    def _reads(self, ids: list[str]) -> list[tuple[Any, ...]]:
+        """The next page's ids, then each task's hash, history and comments."""
+        commands = [self._ids_after(f"({ids[-1]}")]
+        for tid in ids:
+            commands += [("HGETALL", self.keys.task(tid)), ("LRANGE", self.keys.task_events(tid), 0, -1),
+                         ("LRANGE", self.keys.task_comments(tid), 0, -1)]
+        return commands
 
     def entries(self, after: int, upto: int | None = None) -> Iterator[list[Entry]]:
         """Log entries with after < seq <= upto (to the end when None), a page at a time.

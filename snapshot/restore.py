@@ -11,17 +11,15 @@ leaves the marker, so the board stays closed until the restore is run again.
 
 from __future__ import annotations
 
-import json
 import os
-import queue
 import secrets
 import socket
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+
 
 from kanban_redis.connection import reply_text
 from kanban_redis.connection import translate
@@ -32,10 +30,10 @@ from kanban_redis.scripts import Scripts
 from . import schema
 from .publisher import kept_copies
 from .verify import Verdict, verify
+from .wire import Wire
 
-T = TypeVar("T")
-
-#: Tasks per restore_load call (each call stays within a few ms) and calls per round trip.
+#: Tasks per restore_load call (each call stays within a few ms), and the most calls sent
+#: at once (a group is sent while Redis runs the group before it).
 LOAD_BATCH = 25
 LOAD_PIPELINE = 16
 #: Running tasks requeued per restore_end call.
@@ -78,43 +76,46 @@ def choose(db_path: Path) -> tuple[Verdict, list[str]]:
     raise NoSoundSnapshot(f"no sound snapshot for {db_path}: " + ("; ".join(notes) or "no file"))
 
 
-def _event_line(row: sqlite3.Row) -> str:
-    return json.dumps({"task_id": row["task_id"], "seq": row["seq"], "at": schema.s_to_ms(row["created_at"]),
-                       "kind": row["kind"], "data": json.loads(row["payload"] or "{}")}, separators=(",", ":"))
+#: A restore_load batch: one JSON text per task (see restore_load.lua), joined into ARGV[4] as sent.
+Batch = list[str]
+
+#: The history and comment lines of every task, as JSON string literals (the inverse of
+#: WorkingCopy.put_events / put_comments, built by SQLite). All three queries go in task id
+#: order (as text: the order of the indexes on task ids), so their rows stream from the
+#: first one on instead of after a sort of the whole table.
+_EVENT_LINES = (
+    "SELECT task_id, json_quote(json_object('task_id', task_id, 'seq', seq, "
+    f"'at', {schema.ms_sql('created_at', text=False)}, 'kind', kind, 'data', json(coalesce(payload, '{{}}'))) || '') "
+    "FROM task_events ORDER BY task_id, id")
+_COMMENT_LINES = (
+    "SELECT task_id, json_quote(json_object('task_id', task_id, 'seq', id, 'author', author, "
+    f"'body', body, 'created_at', {schema.ms_sql('created_at', text=False)}) || '') "
+    "FROM task_comments ORDER BY task_id, id")
+_TASKS = f"SELECT id, {schema.TASK_FIELDS_SQL} FROM tasks ORDER BY id"
 
 
-def _comment_line(row: sqlite3.Row) -> str:
-    return json.dumps({"task_id": row["task_id"], "seq": row["id"], "author": row["author"], "body": row["body"],
-                       "created_at": schema.s_to_ms(row["created_at"])}, separators=(",", ":"))
-
-
-def _by_task(conn: sqlite3.Connection, table: str, line: Callable[[sqlite3.Row], str]) -> Iterator[tuple[int, str]]:
-    for row in conn.execute(f"SELECT * FROM {table} ORDER BY CAST(task_id AS INTEGER), id"):
-        yield int(row["task_id"]), line(row)
-
-
-def read_batches(conn: sqlite3.Connection, size: int) -> Iterator[list[dict[str, Any]]]:
-    """restore_load items from a snapshot, ``size`` tasks at a time, in id order.
+def read_batches(conn: sqlite3.Connection, size: int) -> Iterator[Batch]:
+    """restore_load items from a snapshot, ``size`` tasks at a time.
 
     Tasks, events and comments are each read in one ordered pass and merged, so
-    the cost is one scan of each table whatever the board's size.
+    the cost is one scan of each table whatever the board's size; SQLite writes
+    the JSON, Python only joins it.
     """
-    events = _by_task(conn, "task_events", _event_line)
-    comments = _by_task(conn, "task_comments", _comment_line)
+    events, comments = conn.execute(_EVENT_LINES), conn.execute(_COMMENT_LINES)
     pending_event, pending_comment = next(events, None), next(comments, None)
-    batch: list[dict[str, Any]] = []
-    for row in conn.execute("SELECT * FROM tasks ORDER BY CAST(id AS INTEGER)"):
-        tid = int(row["id"])
-        item: dict[str, Any] = {"fields": schema.task_fields(row), "events": [], "comments": []}
+    batch: Batch = []
+    for tid, fields in conn.execute(_TASKS):
+        lines: list[str] = []
         while pending_event is not None and pending_event[0] <= tid:
             if pending_event[0] == tid:
-                item["events"].append(pending_event[1])
+                lines.append(pending_event[1])
             pending_event = next(events, None)
+        notes: list[str] = []
         while pending_comment is not None and pending_comment[0] <= tid:
             if pending_comment[0] == tid:
-                item["comments"].append(pending_comment[1])
+                notes.append(pending_comment[1])
             pending_comment = next(comments, None)
-        batch.append(item)
+        batch.append(f'{{"fields":{fields},"events":[{",".join(lines)}],"comments":[{",".join(notes)}]}}')
         if len(batch) == size:
             yield batch
             batch = []
@@ -122,49 +123,14 @@ def read_batches(conn: sqlite3.Connection, size: int) -> Iterator[list[dict[str,
         yield batch
 
 
-def prefetched(items: Iterator[T], depth: int) -> Iterator[T]:
-    """``items``, produced by a thread up to ``depth`` ahead: reading the file overlaps Redis's work.
-
-    The producer is told to stop (and its generator closed) when the consumer stops early.
-    """
-    out: queue.Queue[tuple[str, Any]] = queue.Queue(depth)
-    stop = threading.Event()
-
-    def send(kind: str, value: Any) -> bool:
-        while not stop.is_set():
-            try:
-                out.put((kind, value), timeout=0.1)
-                return True
-            except queue.Full:
-                pass
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not send("item", item):
-                    return
-            send("end", None)
-        except BaseException as e:  # handed to the consumer, raised there
-            send("error", e)
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    worker = threading.Thread(target=produce, name="restore-reader", daemon=True)
-    worker.start()
+def snapshot_batches(path: Path) -> Iterator[Batch]:
+    """:func:`read_batches` of the snapshot file at ``path`` (opened read-only)."""
+    conn = schema.connect(str(path), readonly=True)
+    conn.row_factory = None
     try:
-        while True:
-            kind, value = out.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
+        yield from read_batches(conn, LOAD_BATCH)
     finally:
-        stop.set()
-        worker.join()
+        conn.close()
 
 
 class _Restorer:
@@ -199,32 +165,48 @@ class _Restorer:
                 if int(cursor) == 0:
                     return
 
-    def load(self, marker: str, batches: Iterator[list[dict[str, Any]]],
-             progress: Callable[[int], None] | None) -> int:
-        total = 0
-        script = self.scripts["restore_load"]
-        pending: list[list[dict[str, Any]]] = []
+    def load(self, marker: str, batches: Iterator[Batch], progress: Callable[[int], None] | None) -> int:
+        """Send ``batches`` to restore_load as they are read; the number of tasks sent.
 
-        def flush() -> None:
-            with translate(self.redis):
-                pipe = self.redis.pipeline(transaction=False)
-                for batch in pending:
-                    script(**self.args(marker, json.dumps(batch, separators=(",", ":"))), client=pipe)
-                replies = pipe.execute()
-            for reply in replies:
-                n = int(self.check(reply)[1])
-                if progress:
-                    progress(n)
-            pending.clear()
-
-        for batch in prefetched(batches, 2 * LOAD_PIPELINE):
-            pending.append(batch)
-            total += len(batch)
-            if len(pending) >= LOAD_PIPELINE:
-                flush()
-        if pending:
-            flush()
+        A group of calls is sent before the replies of the group before it are
+        read, so the file is read here while Redis loads; groups grow 1, 2, 4,
+        ... LOAD_PIPELINE calls, so Redis starts on the first batch.
+        """
+        with translate(self.redis):
+            run = self.scripts.command("restore_load")
+        a = self.args(marker)
+        call = (*run, len(a["keys"]), *a["keys"], *a["args"])
+        total, depth = 0, 1
+        running: list[Batch] = []
+        group: list[Batch] = []
+        with Wire(self.redis) as wire:
+            for batch in batches:
+                group.append(batch)
+                total += len(batch)
+                if len(group) >= depth:
+                    wire.send([(*call, _items(b)) for b in group])
+                    self._settle(wire, running, marker, progress)
+                    running, group, depth = group, [], min(2 * depth, LOAD_PIPELINE)
+            if group:
+                wire.send([(*call, _items(b)) for b in group])
+            self._settle(wire, running, marker, progress)
+            self._settle(wire, group, marker, progress)
         return total
+
+    def _settle(self, wire: Wire, group: list[Batch], marker: str, progress: Callable[[int], None] | None) -> None:
+        for batch, reply in zip(group, wire.receive(len(group))):
+            if self.scripts.missing(reply):  # scripts flushed meanwhile: a batch can be sent again
+                with translate(self.redis):
+                    reply = self.scripts["restore_load"](**self.args(marker, _items(batch)))
+            elif isinstance(reply, Exception):
+                raise reply
+            n = int(self.check(reply)[1])
+            if progress:
+                progress(n)
+
+
+def _items(batch: Batch) -> str:
+    return f"[{','.join(batch)}]"
 
 
 @dataclass(frozen=True)
@@ -236,7 +218,7 @@ class Source:
     task_count: int
     created_at: str
     origin: str  # becomes the board's restored_from
-    batches: Callable[[], Iterator[list[dict[str, Any]]]]
+    batches: Callable[[], Iterator[Batch]]
 
 
 def load_board(client: Any, board: str, source: Source, *, force: bool = False, if_empty: bool = False,
@@ -294,13 +276,6 @@ def restore(client: Any, board: str, db_path: Path, **options: Any) -> RestoreRe
     if meta["board"] != board:
         raise KanbanError(f"{verdict.path} is a snapshot of board {meta['board']!r}, not {board!r}")
 
-    def batches() -> Iterator[list[dict[str, Any]]]:
-        conn = schema.connect(str(verdict.path), readonly=True)
-        try:
-            yield from read_batches(conn, LOAD_BATCH)
-        finally:
-            conn.close()
-
     source = Source(verdict.path, verdict.seq, int(meta["task_count"]), meta.get("board_created_at", ""),
-                    meta["incarnation"], batches)
+                    meta["incarnation"], lambda: snapshot_batches(verdict.path))
     return load_board(client, board, source, notes=notes, **options)

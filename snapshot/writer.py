@@ -27,6 +27,24 @@ RUN_ENDS = {
 }
 
 
+#: The events just inserted (id > ?) that open or end a run, in order.
+_RUN_EVENTS = ("SELECT task_id, kind, payload, created_at FROM task_events WHERE id > ? AND kind IN ("
+               + ", ".join(f"'{kind}'" for kind in ("claimed", *RUN_ENDS)) + ") ORDER BY id")
+
+#: Rows from a JSON array (text) of history lines / comments, parsed by SQLite.
+_EVENTS_INSERT = (
+    "INSERT INTO task_events (task_id, kind, payload, created_at, seq) "
+    "SELECT CAST(json_extract(value, '$.task_id') AS TEXT), json_extract(value, '$.kind'), "
+    "CASE json_type(value, '$.data') WHEN 'object' THEN json_extract(value, '$.data') ELSE '{}' END, "
+    "CAST(json_extract(value, '$.at') AS INTEGER) / 1000.0, CAST(json_extract(value, '$.seq') AS INTEGER) "
+    "FROM json_each(?) ORDER BY key")
+_COMMENTS_INSERT = (
+    "INSERT OR REPLACE INTO task_comments (id, task_id, author, body, created_at) "
+    "SELECT CAST(json_extract(value, '$.seq') AS INTEGER), CAST(json_extract(value, '$.task_id') AS TEXT), "
+    "json_extract(value, '$.author'), json_extract(value, '$.body'), "
+    "CAST(json_extract(value, '$.created_at') AS INTEGER) / 1000.0 FROM json_each(?) ORDER BY key")
+
+
 def work_path(db_path: Path) -> Path:
     """Where the working copy of the snapshot ``db_path`` lives (hidden, same directory)."""
     return db_path.with_name(f".{db_path.name}.work")
@@ -99,17 +117,14 @@ class WorkingCopy:
         self.conn.executemany("INSERT OR IGNORE INTO task_links (parent_id, child_id) VALUES (?, ?)",
                               [(p, f["id"]) for f in states for p in schema.parents(f)])
 
-    def put_events(self, events: Iterable[Mapping[str, Any]]) -> None:
-        """Append task events (decoded JSON lines) in order, keeping task_runs in step."""
-        for ev in events:
-            data = ev.get("data") or {}
-            data = data if isinstance(data, dict) else {}
-            at = schema.ms_to_s(ev["at"])
-            tid = str(ev["task_id"])
-            self.conn.execute(
-                "INSERT INTO task_events (task_id, kind, payload, created_at, seq) VALUES (?, ?, ?, ?, ?)",
-                (tid, ev["kind"], json.dumps(data, separators=(",", ":")), at, int(ev["seq"])))
-            self._track_run(tid, ev["kind"], data, at)
+    def put_events(self, events: str) -> None:
+        """Append task events (a JSON array of history lines) in order, keeping task_runs in step."""
+        if events == "[]":
+            return
+        last = self.conn.execute("SELECT coalesce(max(id), 0) FROM task_events").fetchone()[0]
+        self.conn.execute(_EVENTS_INSERT, (events,))
+        for tid, kind, payload, at in self.conn.execute(_RUN_EVENTS, (last,)).fetchall():
+            self._track_run(tid, kind, json.loads(payload), at)
 
     def _track_run(self, tid: str, kind: str, data: Mapping[str, Any], at: float | None) -> None:
         if kind == "claimed":
@@ -127,11 +142,10 @@ class WorkingCopy:
                 "WHERE id = (SELECT MAX(id) FROM task_runs WHERE task_id = ? AND status = 'running')",
                 (status, outcome, at, data.get("error"), tid))
 
-    def put_comments(self, comments: Iterable[Mapping[str, Any]]) -> None:
-        self.conn.executemany(
-            "INSERT OR REPLACE INTO task_comments (id, task_id, author, body, created_at) VALUES (?, ?, ?, ?, ?)",
-            [(int(c["seq"]), str(c["task_id"]), c["author"], c["body"], schema.ms_to_s(c["created_at"]))
-             for c in comments])
+    def put_comments(self, comments: str) -> None:
+        """Insert or replace comments (a JSON array of comment lines)."""
+        if comments != "[]":
+            self.conn.execute(_COMMENTS_INSERT, (comments,))
 
     def drop_after(self, task_ids: Iterable[str], seq: int) -> None:
         """Forget events, runs and comments of these tasks newer than ``seq`` (they are replayed)."""

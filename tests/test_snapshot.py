@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+import redis
 
 from kanban_redis import Board, BoardRestoring, Status
 from kanban_redis.keys import BoardKeys
@@ -149,6 +153,35 @@ def test_full_resync_replays_changes_made_while_reading(board: Board, r: Any, tm
     assert len(seqs) == len(set((s, k) for s, k in conn.execute("SELECT seq, kind FROM task_events")))
 
 
+@pytest.mark.parametrize("options", [{"decode_responses": False}, {"protocol": 3},
+                                     {"protocol": 3, "decode_responses": True}])
+def test_pages_read_the_same_with_any_client(real_redis: Any, redis_url: str, options: dict[str, Any]) -> None:
+    """The page reader parses raw replies itself: bytes and RESP3 maps give the same tasks."""
+    populate(Board(real_redis, "t"))
+    expected = list(BoardReader(real_redis, "t").pages())
+    client = redis.Redis.from_url(redis_url, **options)
+    try:
+        assert list(BoardReader(client, "t").pages()) == expected
+    finally:
+        client.close()
+
+
+def test_a_failed_page_read_leaves_no_replies_behind(r: Any, board: Board) -> None:
+    """An error reply mid-page drops the connection: the next command does not read stale replies."""
+    ids = populate(board)
+    events = board.keys.task_events(ids["child"])
+    history = r.lrange(events, 0, -1)
+    r.delete(events)
+    r.set(events, "not a list")
+    with pytest.raises(redis.ResponseError):
+        list(BoardReader(r, "t").pages())
+    assert r.get(events) == "not a list"
+    r.delete(events)
+    r.rpush(events, *history)
+    pages = list(BoardReader(r, "t").pages())
+    assert sorted(s["id"] for p in pages for s in p.states) == sorted(r.zrange(board.keys.tasks, 0, -1))
+
+
 def test_never_clobber_a_snapshot_with_an_empty_or_other_board(r: Any, tmp_path: Path) -> None:
     db = tmp_path / "kanban.db"
     b = Board(r, "t")
@@ -268,6 +301,75 @@ def test_restore_round_trip_and_the_board_works(r: Any, tmp_path: Path, clock: A
     assert out.published and snapshot_tasks(db) == redis_tasks(r, "t")
 
 
+def board_state(r: Any, board: str) -> dict[str, Any]:
+    """Every key of the board and its value, but for what restore_end rewrites (meta, seq, log)
+    and the claimers' wake-up markers; histories and comments parsed, leases left out of hashes."""
+    keys = BoardKeys(board)
+    state: dict[str, Any] = {}
+    for key in r.scan_iter(match=keys.pattern):
+        if key in (keys.meta, keys.seq, keys.log) or key.startswith(keys.signal("")):
+            continue
+        kind = r.type(key)
+        if kind == "hash":
+            state[key] = {k: v for k, v in r.hgetall(key).items() if k not in LEASE}
+        elif kind == "zset":
+            state[key] = r.zrange(key, 0, -1, withscores=True)
+        elif kind == "set":
+            state[key] = sorted(r.smembers(key))
+        elif kind == "list":
+            state[key] = [json.loads(line) for line in r.lrange(key, 0, -1)]
+        else:
+            state[key] = r.get(key)
+    return state
+
+
+def test_restore_load_rebuilds_every_key_the_board_had(board: Board, r: Any, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before running tasks are requeued, the loaded board equals the snapshotted one, index by index."""
+    import snapshot.restore as restore_mod
+
+    ids = populate(board)
+    board.create("waits", parents=[ids["later"]], assignee="lane-b", idempotency_key="k-w")
+    for priority in (3, -2, 3):
+        board.create(f"p{priority}", assignee="lane-c", priority=priority)
+    blocked = board.create("stuck", assignee="lane-c")
+    board.move(blocked.id, "blocked")
+    db = tmp_path / "kanban.db"
+    take(r, "t", db)
+    before = board_state(r, "t")
+    r.flushdb()
+    monkeypatch.setattr(restore_mod, "LOAD_BATCH", 3)
+    rs = restore_mod._Restorer(r, "t")
+    rs.run("restore_begin", "m", "0")
+    assert rs.load("m", restore_mod.snapshot_batches(db), None) == int(verify(db).meta["task_count"]) == 10
+    after = board_state(r, "t")
+    assert after.pop(board.keys.restoring) == "m"
+    assert after == before
+    rs.load("m", restore_mod.snapshot_batches(db), None)  # every batch sent again replaces what it loaded
+    assert board_state(r, "t") == {**after, board.keys.restoring: "m"}
+    for lane in ("lane-a", "lane-c"):
+        assert r.zrange(board.keys.signal(lane), 0, -1) == ["m"]
+
+
+_KINDS = {field: kind for _, field, kind in schema.TASK_COLUMNS}
+_NUMBER = st.integers(-(2**53), 2**53).map(str)
+_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
+
+
+@given(st.dictionaries(st.sampled_from([*_KINDS, "extra_a", "extra_b"]), _TEXT).flatmap(
+    lambda fields: st.fixed_dictionaries({k: _NUMBER if _KINDS.get(k) in ("int", "time") and v else st.just(v)
+                                          for k, v in fields.items()})))
+def test_sqlite_writes_the_same_task_fields_as_python(fields: dict[str, str]) -> None:
+    """Restore builds task hashes with TASK_FIELDS_SQL: it must agree with task_fields on any row."""
+    fields = {**fields, "id": "7"}
+    conn = sqlite3.connect(":memory:")
+    conn.row_factory = sqlite3.Row
+    schema.create(conn)
+    conn.execute(schema.TASK_INSERT, schema.task_row(fields))
+    row = conn.execute(f"SELECT *, {schema.TASK_FIELDS_SQL} AS j FROM tasks").fetchone()
+    assert json.loads(row["j"]) == schema.task_fields(row)
+
+
 def test_restore_refuses_a_populated_board_unless_asked(board: Board, r: Any, tmp_path: Path) -> None:
     populate(board)
     db = tmp_path / "kanban.db"
@@ -332,6 +434,35 @@ def test_a_crashed_restore_keeps_the_board_closed_and_can_be_rerun(board: Board,
     assert "took over" in result.notes[0]
     assert len(Board(r, "t").list()) == 5
     assert Board(r, "t").create("after").status == Status.READY
+
+
+def test_restore_survives_losing_its_functions_while_it_loads(board: Board, r: Any, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calls that meet "Function not found" (FUNCTION FLUSH mid-restore) are sent again, once loaded back."""
+    import snapshot.restore as restore_mod
+
+    running = populate(board)["running"]
+    db = tmp_path / "kanban.db"
+    take(r, "t", db)
+    before = board_state(r, "t")
+    r.flushdb()
+    monkeypatch.setattr(restore_mod, "LOAD_BATCH", 1)
+    loaded: list[int] = []
+
+    def flush_once(n: int) -> None:
+        if not loaded:
+            r.function_flush()
+        loaded.append(n)
+
+    result = restore(r, "t", db, progress=flush_once)
+    assert result.tasks == sum(loaded) == 5
+    def tasks(state: dict[str, Any]) -> dict[str, Any]:
+        """Every task's keys but the running one's (requeued by the restore)."""
+        return {k: v for k, v in state.items()
+                if k.startswith(board.keys.task("")) and not k.startswith(board.keys.task(running))}
+
+    assert tasks(board_state(r, "t")) == tasks(before)
+    assert Board(r, "t").history(running)[-1].kind == "requeued"
 
 
 def test_an_unreadable_working_copy_is_rebuilt(board: Board, r: Any, tmp_path: Path) -> None:

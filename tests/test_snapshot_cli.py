@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import redis
 from click.testing import CliRunner
 
 from kanban_redis import Board
-from snapshot.cli import Exit, main
+from snapshot.cli import PROGRESS_MIN_TASKS, Exit, main
 from snapshot.fscheck import check, filesystem_of
 from snapshot.lock import SnapshotLock
 from snapshot.publisher import kept_copies
@@ -159,3 +160,44 @@ def test_restore_into_a_missing_directory_is_one_line(tmp_path: Path, redis_url:
                           capture_output=True, text=True)
     assert done.returncode == 7 and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def _restore_stderr(env: dict[str, str], *, tty: bool) -> str:
+    """What ``kanban-snapshot restore --force`` writes on stderr when it is a terminal (a pty) or a pipe."""
+    command = [sys.executable, "-m", "snapshot", "restore", "--force"]
+    if not tty:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    chunks: list[bytes] = []
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(master)
+    assert proc.wait(timeout=60) == 0
+    return b"".join(chunks).decode()
+
+
+@pytest.mark.parametrize("tasks, tty, bar", [(PROGRESS_MIN_TASKS, True, True), (PROGRESS_MIN_TASKS, False, False),
+                                             (PROGRESS_MIN_TASKS - 1, True, False)])
+def test_restore_draws_a_progress_bar_for_a_large_board_on_a_terminal(
+        tasks: int, tty: bool, bar: bool, redis_url: str, real_redis: redis.Redis, tmp_path: Path) -> None:
+    Board(real_redis, "t").create_many([{"title": f"task {i}"} for i in range(tasks)])
+    env = {**os.environ, "REDIS_URL": redis_url, "KANBAN_BOARD": "t", "KANBAN_DB": str(tmp_path / "kanban.db"),
+           "COLUMNS": "80"}
+    assert subprocess.run([sys.executable, "-m", "snapshot", "now"], env=env, capture_output=True).returncode == 0
+    stderr = _restore_stderr(env, tty=tty)
+    drawn = "loading tasks" in stderr and "[####" in stderr and "100%" in stderr
+    assert drawn == bar, stderr
+    assert bar or "loading tasks" not in stderr
+    assert real_redis.zcard(Board(real_redis, "t").keys.tasks) == tasks

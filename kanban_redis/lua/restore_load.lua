@@ -3,7 +3,8 @@
 -- Guarantees: runs only under this restore's marker; each task gets its hash,
 -- history, comments and every index entry (tasks, status, lane ready queue
 -- with lib's ready_score, scheduled, leases, children, idempotency keys).
--- Loading the same task again replaces it, so a batch can be re-sent.
+-- A batch sent again replaces what it loaded (the board is wiped before the
+-- first batch and a batch runs whole or not at all), so a batch can be re-sent.
 -- KEYS[1]  the board's meta key (routes the call; the other keys derive from ARGV[1], see keys.py)
 -- ARGV[1]  key prefix          ARGV[2]  now ms or ""
 -- ARGV[3]  marker text (as given to restore_begin)
@@ -16,31 +17,84 @@ if redis.call('GET', K_RESTORING) ~= ARGV[3] then
   return fail(E.RESTORING, tostring(redis.call('GET', K_RESTORING)))
 end
 
-local PUSH_CHUNK = 1000
+-- Arguments per variadic command: well under Lua's unpack limit, and even,
+-- so field/value and score/member pairs are never split.
+local CHUNK = 1000
 
-local function push_all(key, lines)
-  for i = 1, #lines, PUSH_CHUNK do
-    redis.call('RPUSH', key, unpack(lines, i, math.min(i + PUSH_CHUNK - 1, #lines)))
+-- cmd key args[1..n], CHUNK arguments at a time (nothing when n is 0).
+local function call_chunked(cmd, key, args, n)
+  for i = 1, n, CHUNK do
+    redis.call(cmd, key, unpack(args, i, math.min(i + CHUNK - 1, n)))
   end
 end
 
 local items = cjson.decode(ARGV[4])
+if #items == 0 then return {0, 0} end
+
+-- A batch runs whole or not at all, and the board was wiped before the
+-- first one: its first task's hash exists only if this batch was sent before.
+if redis.call('EXISTS', key_task(items[1].fields.id)) == 1 then
+  for _, item in ipairs(items) do
+    local id = item.fields.id
+    redis.call('DEL', key_task(id), key_task_events(id), key_task_comments(id))
+  end
+end
+
+-- Index entries are gathered for the whole batch and sent as one variadic
+-- command per key: entry for entry what lib's place() writes for each task.
+local zsets, zkeys = {}, {}
+local function zadd(key, score, member)
+  local z = zsets[key]
+  if not z then
+    z = {}
+    zsets[key] = z
+    zkeys[#zkeys + 1] = key
+  end
+  z[#z + 1] = score
+  z[#z + 1] = member
+end
+
+local status_keys, ready_keys, idem, flat = {}, {}, {}, {}
 for _, item in ipairs(items) do
   local t = item.fields
   local id = t.id
-  redis.call('DEL', key_task(id), key_task_events(id), key_task_comments(id))
-  local flat = {}
+  local n = 0
   for k, v in pairs(t) do
-    flat[#flat + 1] = k
-    flat[#flat + 1] = v
+    flat[n + 1] = k
+    flat[n + 2] = v
+    n = n + 2
   end
-  redis.call('HSET', key_task(id), unpack(flat))
-  push_all(key_task_events(id), item.events)
-  push_all(key_task_comments(id), item.comments)
-  redis.call('ZADD', K_TASKS, tonumber(id), id)
+  call_chunked('HSET', key_task(id), flat, n)
+  call_chunked('RPUSH', key_task_events(id), item.events, #item.events)
+  call_chunked('RPUSH', key_task_comments(id), item.comments, #item.comments)
+  zadd(K_TASKS, id, id)  -- the id is numeric: its own score
   for _, p in ipairs(parents_of(t)) do redis.call('SADD', key_task_children(p), id) end
-  if t.idempotency_key then redis.call('HSET', K_IDEM, t.idempotency_key, id) end
-  if t.status == 'running' and not t.claim_expires_at then t.claim_expires_at = NOW end
-  place(id, t, tonumber(t.rev))
+  if t.idempotency_key then
+    idem[#idem + 1] = t.idempotency_key
+    idem[#idem + 1] = id
+  end
+  local s = t.status
+  local skey = status_keys[s]
+  if not skey then
+    skey = key_status(s)
+    status_keys[s] = skey
+  end
+  zadd(skey, id, id)
+  if s == 'ready' then
+    local lane = lane_of(t)
+    local rkey = ready_keys[lane]
+    if not rkey then
+      rkey = key_ready(lane)
+      ready_keys[lane] = rkey
+    end
+    zadd(rkey, ready_score(t.priority, tonumber(t.rev)), id)
+  elseif s == 'scheduled' then
+    zadd(K_SCHEDULED, t.not_before, id)
+  elseif s == 'running' then
+    zadd(K_LEASES, t.claim_expires_at or NOW_S, id)
+  end
 end
+for _, key in ipairs(zkeys) do call_chunked('ZADD', key, zsets[key], #zsets[key]) end
+call_chunked('HSET', K_IDEM, idem, #idem)
+for lane in pairs(ready_keys) do redis.call('ZADD', key_signal(lane), 0, 'm') end
 return {0, #items}
