@@ -36,8 +36,7 @@ for i, s in ipairs(specs) do
   if existing then
     ids[i], flags[i] = existing, '0'
   else
-    local rev = redis.call('INCR', K_SEQ)
-    last_seq = rev
+    local rev = bump()
     -- every value a string formatted once ('%d' for whole numbers): Redis would
     -- format each Lua number it is passed again, at several times the cost
     local id = string.format('%d', rev)
@@ -64,8 +63,7 @@ for i, s in ipairs(specs) do
     fields[#fields + 1] = status
     redis.call('HSET', key_task(id), unpack(fields))
     cache[id] = t
-    touched[id] = true
-    touched_ids[#touched_ids + 1] = id
+    mark_touched(id)
     redis.call('ZADD', K_TASKS, id, id)  -- the id is numeric: its own score
     for _, p in ipairs(s.parents) do redis.call('SADD', key_task_children(p), id) end
     if s.idempotency_key then redis.call('HSET', K_IDEM, s.idempotency_key, id) end

@@ -40,8 +40,8 @@ if redis.call('EXISTS', key_task(items[1].fields.id)) == 1 then
   end
 end
 
--- Index entries are gathered for the whole batch and sent as one variadic
--- command per key: entry for entry what lib's place() writes for each task.
+-- Index entries are gathered for the whole batch (lib's place() adds them
+-- through zadd) and sent as one variadic command per key.
 local zsets, zkeys = {}, {}
 local function zadd(key, score, member)
   local z = zsets[key]
@@ -54,7 +54,7 @@ local function zadd(key, score, member)
   z[#z + 1] = member
 end
 
-local status_keys, ready_keys, idem, flat = {}, {}, {}, {}
+local idem, flat = {}, {}
 for _, item in ipairs(items) do
   local t = item.fields
   local id = t.id
@@ -73,28 +73,10 @@ for _, item in ipairs(items) do
     idem[#idem + 1] = t.idempotency_key
     idem[#idem + 1] = id
   end
-  local s = t.status
-  local skey = status_keys[s]
-  if not skey then
-    skey = key_status(s)
-    status_keys[s] = skey
-  end
-  zadd(skey, id, id)
-  if s == 'ready' then
-    local lane = lane_of(t)
-    local rkey = ready_keys[lane]
-    if not rkey then
-      rkey = key_ready(lane)
-      ready_keys[lane] = rkey
-    end
-    zadd(rkey, ready_score(t.priority, tonumber(t.rev)), id)
-  elseif s == 'scheduled' then
-    zadd(K_SCHEDULED, t.not_before, id)
-  elseif s == 'running' then
-    zadd(K_LEASES, t.claim_expires_at or NOW_S, id)
-  end
+  -- a running task without a lease (a snapshot carries none) expires now: restore_end requeues it
+  if t.status == 'running' and not t.claim_expires_at then t.claim_expires_at = NOW_S end
+  place(id, t, tonumber(t.rev), zadd)
 end
 for _, key in ipairs(zkeys) do call_chunked('ZADD', key, zsets[key], #zsets[key]) end
 call_chunked('HSET', K_IDEM, idem, #idem)
-for lane in pairs(ready_keys) do redis.call('ZADD', key_signal(lane), 0, 'm') end
 return {0, #items}

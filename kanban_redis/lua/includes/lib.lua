@@ -81,7 +81,6 @@ local function pending_of(id)
 end
 
 -- HSET id f1 v1 f2 v2 ...: buffered for a loaded task, written through otherwise.
--- (Inlined as_stored: this runs for every field a transition writes.)
 local function hset(id, ...)
   local t = cache[id]
   if not t then
@@ -91,10 +90,7 @@ local function hset(id, ...)
   local p = pending_of(id)
   local kv = {...}
   for i = 1, #kv, 2 do
-    local f, v = kv[i], kv[i + 1]
-    if type(v) == 'number' then
-      v = v == NOW and NOW_S or string.format(v % 1 == 0 and '%d' or '%.17g', v)
-    end
+    local f, v = kv[i], as_stored(kv[i + 1])
     t[f] = v
     p[f] = v
   end
@@ -133,15 +129,26 @@ local function flush()
 end
 
 
--- Bumps the board seq for one changed task and returns it (the task's new rev).
-local function touch(id)
+-- Bumps the board seq for a change and returns the new value (a rev).
+local function bump()
   local rev = redis.call('INCR', K_SEQ)
   last_seq = rev
-  hset(id, 'rev', rev, 'updated_at', NOW_S)
+  return rev
+end
+
+-- Registers a changed task for this call's change-log entry (once).
+local function mark_touched(id)
   if not touched[id] then
     touched[id] = true
     touched_ids[#touched_ids + 1] = id
   end
+end
+
+-- Bumps the board seq for one changed task and returns it (the task's new rev).
+local function touch(id)
+  local rev = bump()
+  hset(id, 'rev', rev, 'updated_at', NOW_S)
+  mark_touched(id)
   return rev
 end
 
@@ -178,17 +185,24 @@ local function unplace(id, t, popped)
   end
 end
 
-local function place(id, t, rev)
+local function zadd_now(key, score, member)
+  redis.call('ZADD', key, score, member)
+end
+
+-- Adds task t to the indexes of its status through add(key, score, member):
+-- one ZADD each by default; restore_load gathers them per key instead.
+local function place(id, t, rev, add)
+  add = add or zadd_now
   local s = t.status
-  redis.call('ZADD', key_status(s), id, id)  -- the id is numeric: its own score
+  add(key_status(s), id, id)  -- the id is numeric: its own score
   if s == 'ready' then
     local lane = lane_of(t)
-    redis.call('ZADD', key_ready(lane), ready_score(t.priority, rev), id)
-    redis.call('ZADD', key_signal(lane), 0, 'm')
+    add(key_ready(lane), ready_score(t.priority, rev), id)
+    add(key_signal(lane), 0, 'm')
   elseif s == 'scheduled' then
-    redis.call('ZADD', K_SCHEDULED, t.not_before, id)
+    add(K_SCHEDULED, t.not_before, id)
   elseif s == 'running' then
-    redis.call('ZADD', K_LEASES, t.claim_expires_at, id)
+    add(K_LEASES, t.claim_expires_at, id)
   end
 end
 
@@ -241,8 +255,7 @@ end
 -- more Redis instructions per call (bench/lua_cost.py). Buffered writes of
 -- these fields are dropped (these values are newer). Returns the new rev.
 local function rewrite(id, t, status, popped, ...)
-  local rev = redis.call('INCR', K_SEQ)
-  last_seq = rev
+  local rev = bump()
   local rev_s = string.format('%d', rev)
   unplace(id, t, popped)
   t.rev, t.updated_at, t.status = rev_s, NOW_S, status
@@ -255,10 +268,7 @@ local function rewrite(id, t, status, popped, ...)
   end
   redis.call('HSET', key_task(id), 'rev', rev_s, 'updated_at', NOW_S, 'status', status, ...)
   place(id, t, rev)
-  if not touched[id] then
-    touched[id] = true
-    touched_ids[#touched_ids + 1] = id
-  end
+  mark_touched(id)
   return rev
 end
 
