@@ -14,8 +14,10 @@ runs for a fixed time:
   create-many  Board.create_many(100) alone: tasks created per second
 
 Then, in one process, the Redis CPU cost of each script (INFO commandstats,
-usec per FCALL: the transitions are functions of one library) and their sum
-per task lifecycle, next to the cost of a trivial EVALSHA measured the same way.
+usec per FCALL: the transitions are functions of one library; the lowest of 5
+rounds) and their sum per task lifecycle, next to the cost of a trivial
+EVALSHA and of the same lifecycle in a minimal design without the board's
+features (bench/minimal_lifecycle.lua), measured the same way.
 
 Run: ``.venv/bin/python bench/claims.py`` (``--help`` for options).
 """
@@ -35,6 +37,7 @@ import click
 import redis
 
 import sqlite_kanban
+from minimal_lifecycle import MinimalLifecycle
 from kanban_redis import Board
 from kanban_redis.local import RedisServer
 
@@ -201,32 +204,38 @@ def run_phase(kind: str, procs: int, seconds: float, client: redis.Redis, db: st
         tally.script_usec += usec
 
 
-def script_costs(url: str, client: redis.Redis, n: int) -> dict[str, float]:
-    """Redis CPU per call of each script (usec per FCALL), one process, n calls each."""
+def script_costs(url: str, client: redis.Redis, n: int, rounds: int = 5) -> dict[str, float]:
+    """Redis CPU per call of each script (usec per FCALL), one process, n calls each; the
+    lowest of ``rounds`` rounds (noise on a shared machine only ever adds time)."""
     board = Board.from_url(url, board=BOARD)
-    client.flushall()
     costs: dict[str, float] = {}
 
     def measure(name: str, fn: Callable[[], Any], calls: int | None = None) -> None:
         client.config_resetstat()
         fn()
         c, usec = script_stats(client)
-        costs[name] = usec / (calls or c)
-
-    trivial = client.register_script("return 1")
-    measure("trivial EVALSHA", lambda: [trivial(keys=["k"], args=[1]) for _ in range(n)])
-    measure("create", lambda: [board.create("bench") for _ in range(n)])
-    claims: list[Any] = []
-    measure("claim", lambda: claims.extend(board.claim(worker="w") for _ in range(n)))
-    measure("complete", lambda: [board.complete(c.task.id, c.token) for c in claims])
-    measure("create_many (per task)", lambda: board.create_many([{"title": "bench"}] * n), calls=n)
+        costs[name] = min(costs.get(name, float("inf")), usec / (calls or c))
 
     def chain() -> None:
         claim = board.claim(worker="w")
         while claim is not None:
             _, claim = board.complete(claim.task.id, claim.token, claim_next=True)
 
-    measure("complete+claim_next", chain)
+    for _ in range(rounds):
+        client.flushall()
+        trivial = client.register_script("return 1")
+        minimal = MinimalLifecycle(client)
+        measure("trivial EVALSHA", lambda: [trivial(keys=["k"], args=[1]) for _ in range(n)])
+        measure("create", lambda: [board.create("bench") for _ in range(n)])
+        claims: list[Any] = []
+        measure("claim", lambda: claims.extend(board.claim(worker="w") for _ in range(n)))
+        measure("complete", lambda: [board.complete(c.task.id, c.token) for c in claims])
+        measure("create_many (per task)", lambda: board.create_many([{"title": "bench"}] * n), calls=n)
+        measure("complete+claim_next", chain)
+        measure("minimal create", lambda: [minimal.create("bench") for _ in range(n)])
+        held: list[dict[str, str] | None] = []
+        measure("minimal claim", lambda: held.extend(minimal.claim("t") for _ in range(n)))
+        measure("minimal complete", lambda: [minimal.complete(t["id"], "t") for t in held if t])
     return costs
 
 
@@ -294,14 +303,19 @@ def report(tallies: dict[tuple[str, int], Tally], counts: list[int], chosen: lis
     click.echo("latency columns: claim (redis, sqlite), complete+claim_next (redis-next, redis-batch "
                "after the first claim), middle EVALSHA (raw), create_many call (create-many)\n")
 
-    click.echo("Redis CPU per script call (INFO commandstats, usec per FCALL, 1 process):")
+    click.echo("Redis CPU per script call (INFO commandstats, usec per FCALL, 1 process, lowest of 5 rounds):")
     for name, usec in costs.items():
         click.echo(f"  {name:<24} {usec:7.1f}")
     three = costs["create"] + costs["claim"] + costs["complete"]
     batched = costs["create_many (per task)"] + costs["complete+claim_next"]
     floor = costs["trivial EVALSHA"]
-    click.echo(f"  {'lifecycle, 3 scripts':<24} {three:7.1f}  (= {three / floor:.0f} trivial EVALSHAs)")
-    click.echo(f"  {'lifecycle, batched':<24} {batched:7.1f}  (= {batched / floor:.0f} trivial EVALSHAs)\n")
+    minimal = costs["minimal create"] + costs["minimal claim"] + costs["minimal complete"]
+    click.echo(f"  {'lifecycle, 3 scripts':<24} {three:7.1f}  (= {three / floor:.0f} trivial EVALSHAs, "
+               f"{three / minimal:.2f}x the minimal design)")
+    click.echo(f"  {'lifecycle, batched':<24} {batched:7.1f}  (= {batched / floor:.0f} trivial EVALSHAs, "
+               f"{batched / minimal:.2f}x the minimal design)")
+    click.echo(f"  {'lifecycle, minimal design':<24} {minimal:7.1f}  (bench/minimal_lifecycle.lua: the same "
+               "3 transitions without the board's features)\n")
 
     top = max(counts)
     cell = {k: tallies.get((k, top)) for k in KINDS}

@@ -25,7 +25,7 @@ from .config import Settings
 from .connection import connect, credentials_checked, reply_fields, reply_text, translate
 from .errors import ErrorCode, InvalidInput, TaskNotFound, error_for
 from .inputs import (PROGRESS_MAX_BYTES, RESULT_MAX_BYTES, TTL_MAX_SECONDS, ClaimArgs, CommentArgs, Reason,
-                     TaskSpec, invalid, json_text, tail_bytes, validated)
+                     TaskSpec, delay_ms, invalid, json_text, tail_bytes, validated)
 from .keys import BoardKeys
 from .models import Claim, Comment, Event, Status, Task, TaskEvent, constructed, from_ms, to_ms
 from .scripts import Scripts
@@ -317,12 +317,11 @@ class Board:
         blocks at once with ``kind`` (default ``failed``). Long error texts keep their last 64 KiB.
         """
         tid = _task_id(task_id)
-        if delay is not None and delay < 0:
-            raise InvalidInput("delay: must be >= 0")
+        ms = "" if delay is None else str(delay_ms(delay))
         if kind is not None and not 0 < len(kind) <= 64:
             raise InvalidInput("kind: must be 1 to 64 characters")
         reply = self._run("fail", tid, token, tail_bytes(str(error)), "1" if retry else "0",
-                          "" if delay is None else str(int(delay * 1000)), *self._backoff, kind or "",
+                          ms, *self._backoff, kind or "",
                           task_id=tid)
         return self._task(reply[1])
 
@@ -337,10 +336,9 @@ class Board:
             StaleClaim: ``token`` is not the live claim. InvalidInput: bad reason or delay.
         """
         tid = _task_id(task_id)
-        if delay < 0:
-            raise InvalidInput("delay: must be >= 0")
+        ms = delay_ms(delay)
         why = validated(Reason, reason=reason).reason
-        return self._task(self._run("release", tid, token, why, str(int(delay * 1000)), task_id=tid)[1])
+        return self._task(self._run("release", tid, token, why, str(ms), task_id=tid)[1])
 
     def progress(self, task_id: str | int, token: str, value: Any) -> Task:
         """Record how far the claimed task has got (any JSON value, replacing the last one).

@@ -26,6 +26,10 @@ COMMENT_MAX_BYTES = 64 * 1024
 PRIORITY_RANGE = (-1000, 1000)
 MAX_ATTEMPTS_RANGE = (1, 1000)
 TTL_MAX_SECONDS = 7 * 24 * 3600
+#: Longest retry or release delay (about 31 years): times stay exact as Lua numbers.
+DELAY_MAX_SECONDS = 10**9
+#: not_before as epoch seconds: from 1970 to the end of year 9999 (what a datetime can hold).
+EPOCH_MAX_SECONDS = 253_402_300_799
 
 #: A lane (assignee) ends up in key names: keep it short and plain.
 LANE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$"
@@ -33,6 +37,7 @@ LANE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$"
 Lane = Annotated[str, StringConstraints(pattern=LANE_PATTERN)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 TaskId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}$")]
+EpochSeconds = Annotated[float, Field(ge=0, le=EPOCH_MAX_SECONDS, allow_inf_nan=False)]
 
 
 def _max_bytes(limit: int) -> Any:
@@ -79,7 +84,7 @@ class TaskSpec(BaseModel):
     parents: tuple[TaskId, ...] = ()
     idempotency_key: Name | None = None
     max_attempts: int = Field(3, ge=MAX_ATTEMPTS_RANGE[0], le=MAX_ATTEMPTS_RANGE[1])
-    not_before: datetime | float | None = None
+    not_before: datetime | EpochSeconds | None = None
     status: Status | None = None
     metadata: Annotated[dict[str, Any], AfterValidator(_metadata)] | None = None
     created_by: Name | None = None
@@ -139,6 +144,13 @@ class Reason(BaseModel):
 class CommentArgs(BaseModel):
     author: Name
     body: Annotated[str, StringConstraints(min_length=1), _max_bytes(COMMENT_MAX_BYTES)]
+
+
+def delay_ms(value: float, field: str = "delay") -> int:
+    """A delay in seconds as whole milliseconds; InvalidInput unless 0 <= value <= DELAY_MAX_SECONDS."""
+    if not 0 <= value <= DELAY_MAX_SECONDS:  # also refuses NaN
+        raise InvalidInput(f"{field}: must be between 0 and {DELAY_MAX_SECONDS} seconds")
+    return int(value * 1000)
 
 
 def tail_bytes(text: str, limit: int = ERROR_MAX_BYTES) -> str:

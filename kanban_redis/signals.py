@@ -8,6 +8,8 @@ they are not under :class:`~kanban_redis.errors.KanbanError`.
 
 from __future__ import annotations
 
+from .inputs import DELAY_MAX_SECONDS
+
 
 class Retry(Exception):
     """Run the task again later.
@@ -22,8 +24,8 @@ class Retry(Exception):
     """
 
     def __init__(self, delay: float | None = None, *, count: bool = True, reason: str = "retry requested") -> None:
-        if delay is not None and delay < 0:
-            raise ValueError("delay must be >= 0")
+        if delay is not None and not 0 <= delay <= DELAY_MAX_SECONDS:  # also refuses NaN
+            raise ValueError(f"delay must be between 0 and {DELAY_MAX_SECONDS} seconds")
         super().__init__(reason)
         self.delay = delay
         self.count = count

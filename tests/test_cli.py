@@ -250,6 +250,7 @@ def test_health_unreachable_redis_masks_the_password(env: dict[str, str]) -> Non
     (["create", "x", "--body-file", "/no/such/file"], 2, "No such file"),
     (["create", "x", "--body-file", "/bin/sh"], 2, "not UTF-8 text"),
     (["create", "x", "--not-before", "tomorrowish"], 2, "ISO 8601"),
+    (["create", "x", "--not-before", "+99999999999999d"], 2, "too far ahead"),
     (["create", "x", "--metadata", "[1]"], 2, "JSON object"),
     (["create", "x", "--parent", "999"], 3, "not found"),
     (["create", ""], 2, "title"),

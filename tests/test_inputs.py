@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import pytest
 
-from kanban_redis import Board, InvalidInput
+from kanban_redis import Board, InvalidInput, Retry
 
 
 @pytest.mark.parametrize("slug", ["", "Upper", "-lead", "has space", "a" * 65, "x{y}", "ü"])
@@ -37,6 +37,9 @@ BAD_CREATES: list[tuple[str, dict[str, Any]]] = [
     ("assignee", {"title": "t", "assignee": "has space"}),
     ("status", {"title": "t", "status": "doing"}),
     ("parents", {"title": "t", "parents": ["not-an-id"]}),
+    ("not_before", {"title": "t", "not_before": float("nan")}),
+    ("not_before", {"title": "t", "not_before": float("inf")}),
+    ("not_before", {"title": "t", "not_before": 1e300}),
 ]
 
 
@@ -57,6 +60,10 @@ def test_limits_are_inclusive(board: Board) -> None:
 CALLS: list[tuple[str, Callable[[Board, str], Any]]] = [
     ("result", lambda b, tid: b.complete(tid, "tok", result={"x": object()})),
     ("delay", lambda b, tid: b.fail(tid, "tok", error="e", delay=-1)),
+    ("delay", lambda b, tid: b.fail(tid, "tok", error="e", delay=float("nan"))),
+    ("delay", lambda b, tid: b.fail(tid, "tok", error="e", delay=float("inf"))),
+    ("delay", lambda b, tid: b.release(tid, "tok", reason="r", delay=float("nan"))),
+    ("delay", lambda b, tid: b.release(tid, "tok", reason="r", delay=-0.5)),
     ("ttl", lambda b, tid: b.claim(worker="w", ttl=0)),
     ("worker", lambda b, tid: b.claim(worker="")),
     ("block", lambda b, tid: b.claim(worker="w", block=-1)),
@@ -76,3 +83,9 @@ def test_bad_arguments_to_transitions(board: Board, field: str, call: Callable[[
     with pytest.raises(InvalidInput, match=field):
         call(board, tid)
     assert board.seq == seq
+
+
+@pytest.mark.parametrize("delay", [-1, float("nan"), float("inf")])
+def test_retry_refuses_a_delay_that_is_not_a_finite_nonnegative_number(delay: float) -> None:
+    with pytest.raises(ValueError, match="delay"):
+        Retry(delay)

@@ -34,7 +34,10 @@ def _when(_ctx: click.Context, _param: click.Parameter, value: str | None) -> da
         return None
     m = RELATIVE.match(value.strip())
     if m:
-        return datetime.now(UTC) + timedelta(seconds=int(m[1]) * UNITS[m[2]])
+        try:
+            return datetime.now(UTC) + timedelta(seconds=int(m[1]) * UNITS[m[2]])
+        except OverflowError:
+            raise click.BadParameter(f"{value!r}: too far ahead (dates end with the year 9999)") from None
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:
