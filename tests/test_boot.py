@@ -73,7 +73,6 @@ def test_units_carry_this_installations_paths_and_the_boot_order(tmp_path: Path)
     assert argv(snap["Service"]["ExecStart"]) == [SNAPSHOT, "run", "--board", "ops", "--db", str(db),
                                                   "--interval", "30"]
     assert snap["Service"]["KillMode"] == "mixed" and snap["Service"]["RestartPreventExitStatus"] == "3 4 5"
-    assert snap["Service"]["Nice"] == "10"  # yields the CPU to Redis and the gateways
 
     worker = units["kanban-worker@.service"]
     assert worker["Unit"]["Requires"] == worker["Unit"]["After"] == "kanban-restore.service"
