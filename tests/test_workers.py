@@ -12,6 +12,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -118,6 +119,33 @@ def test_concurrent_workers_run_each_attempt_once(board: Board, workers: Workers
     finished = [board.get(t.id) for t in tasks]
     assert all(t.status == Status.DONE for t in finished)
     assert len({t.claim_worker for t in finished}) >= 2
+
+
+def test_stopping_does_not_wait_out_rq_pubsub_read(real_redis: redis.Redis, redis_url: str) -> None:
+    # rq unsubscribes, then stops its pubsub thread, whose reads last up to 60 s. Here the
+    # UNSUBSCRIBE reply surely reaches the thread before the stop: the worker must still stop.
+    from workers.handlers import Registry
+    from workers.job import Runner
+    from workers.worker import KanbanWorker
+
+    client = redis.Redis.from_url(redis_url)
+    runner = Runner(board=Board(client, BOARD), registry=Registry("taskfns:act"), ttl=60, timeout=60,
+                    retry_delay=1)
+    worker = KanbanWorker(runner, "l", client)
+    worker.subscribe()
+    wait_for(lambda: worker.pubsub.subscribed)
+    unsubscribe = worker.pubsub.unsubscribe
+
+    def unsubscribe_then_pause(*args: Any) -> None:
+        unsubscribe(*args)
+        time.sleep(0.5)
+
+    worker.pubsub.unsubscribe = unsubscribe_then_pause  # type: ignore[method-assign]
+    stopping = threading.Thread(target=worker.unsubscribe, daemon=True)
+    stopping.start()
+    stopping.join(timeout=10)
+    assert not stopping.is_alive()
+    assert not worker.pubsub_thread.is_alive()
 
 
 def test_dispatching_a_claim_twice_gives_one_json_rq_job(board: Board, redis_url: str) -> None:
