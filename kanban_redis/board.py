@@ -28,12 +28,10 @@ from .inputs import (PROGRESS_MAX_BYTES, RESULT_MAX_BYTES, TTL_MAX_SECONDS, Clai
                      TaskSpec, delay_ms, invalid, json_text, tail_bytes, validated)
 from .keys import BoardKeys
 from .models import Claim, Comment, Event, Status, Task, TaskEvent, constructed, from_ms, to_ms
-from .scripts import Scripts
+from .scripts import BATCH, Scripts
 
 T = TypeVar("T")
 
-#: Most tasks one script call creates, promotes or reclaims: keeps each call short.
-BATCH = 200
 #: Most ids read per pipeline when listing.
 READ_CHUNK = 500
 #: Margin kept between a blocking wait and the socket timeout, in seconds.
@@ -248,8 +246,8 @@ class Board:
         woke = False
         while True:
             token = secrets.token_hex(16)
-            reply = self._run("claim", args.assignee or "", token, args.worker, int(args.ttl * 1000), BATCH,
-                              "1" if woke else "0")
+            reply = self._run("claim", args.assignee or "", token, args.worker, str(int(args.ttl * 1000)),
+                              *(("1",) if woke else ()))
             if reply[1]:
                 return constructed(Claim, {"task": self._task(reply[1]), "token": token})
             remaining = deadline - time.monotonic()
@@ -302,12 +300,12 @@ class Board:
             payload = "" if result is None else json_text(result, RESULT_MAX_BYTES)
         except ValueError as e:
             raise InvalidInput(f"result: {e}") from None
-        next_token = secrets.token_hex(16) if claim_next else ""
-        reply = self._run("complete", tid, token, payload, "1" if claim_next else "0", next_token,
-                          worker or "", "" if ttl is None else str(int(ttl * 1000)), BATCH, task_id=tid)
+        if not claim_next:  # the claim_next arguments are left off: every argument costs redis-py encoding
+            return self._task(self._run("complete", tid, token, payload, task_id=tid)[1])
+        next_token = secrets.token_hex(16)
+        reply = self._run("complete", tid, token, payload, next_token, worker or "",
+                          "" if ttl is None else str(int(ttl * 1000)), task_id=tid)
         done = self._task(reply[1])
-        if not claim_next:
-            return done
         return done, (constructed(Claim, {"task": self._task(reply[2]), "token": next_token}) if reply[2] else None)
 
     def fail(self, task_id: str | int, token: str, *, error: str, retry: bool = True,

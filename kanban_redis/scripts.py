@@ -35,6 +35,10 @@ from .models import ALLOWED_MOVES
 #: Longest the change log may grow (approximate trim) when no snapshotter
 #: trims it; a snapshotter that falls further behind does a full resync.
 LOG_MAXLEN = 100_000
+#: Most tasks one script call creates, promotes or reclaims: keeps each call
+#: short. Lua knows it as BATCH too: claim and complete promote due tasks and
+#: reclaim expired leases, up to BATCH of each, before they claim.
+BATCH = 200
 
 _INCLUDE = re.compile(r'^-- @include "([a-z_]+)"\s*$', re.MULTILINE)
 _VERSION = "@VERSION@"
@@ -54,6 +58,7 @@ def _preamble() -> str:
     lines = [
         f"local E = {{{codes}}}",
         f"local LOG_MAXLEN = {LOG_MAXLEN}",
+        f"local BATCH = {BATCH}",
         f"local MOVES = {{{moves}}}",
         "-- set at the start of every call (see the registrations at the end)",
         "local KEYS, ARGV, PREFIX, " + ", ".join(f"K_{name.upper()}" for name in SCRIPT_KEYS),

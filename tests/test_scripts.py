@@ -63,7 +63,7 @@ def test_scripts_inside_a_pipeline_are_loaded_first(r: Any) -> None:
     r.function_flush()
     fn = Scripts(r)["claim"]
     pipe = r.pipeline()
-    fn(keys=board.keys.script_keys(), args=[board.keys.prefix, "", "", "tok", "w", 1000, 10], client=pipe)
+    fn(keys=board.keys.script_keys(), args=[board.keys.prefix, "", "", "tok", "w", 1000], client=pipe)
     pipe.get(board.keys.seq)
     reply, seq = pipe.execute()
     assert reply[0] == 0 and int(seq) == 2
