@@ -67,7 +67,9 @@ class Board:
         self._clock = clock
         self._backoff = (int(retry_backoff * 1000), int(retry_backoff_cap * 1000))
         self._scripts = Scripts(redis_client)
-        self._script_keys = self.keys.script_keys()
+        # Encoded once: redis-py encodes every str argument of every call in Python.
+        self._script_keys = [k.encode() for k in self.keys.script_keys()]
+        self._prefix = self.keys.prefix.encode()
         self._retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 3,
                             supported_errors=(redis.ConnectionError, redis.TimeoutError))
 
@@ -84,11 +86,11 @@ class Board:
 
     def _run(self, name: str, *args: Any, task_id: str | None = None, retry: bool = False) -> list[Any]:
         """Run a script; ``retry`` only for scripts that are safe to apply twice."""
-        now = "" if self._clock is None else str(to_ms(self._clock()))
+        now = b"" if self._clock is None else str(to_ms(self._clock()))
         script = self._scripts[name]
 
         def call() -> Any:
-            return script(keys=self._script_keys, args=[self.keys.prefix, now, *args])
+            return script(keys=self._script_keys, args=[self._prefix, now, *args])
 
         if retry:
             reply = self._read(call)

@@ -142,6 +142,12 @@ def eval_source(name: str) -> str:
                       "KEYS, ARGV = keys, args", "use_board(args[1])", "begin()", body])
 
 
+@cache
+def _function(name: str) -> bytes:
+    """The library function of script ``name``, encoded once (redis-py encodes str arguments per call)."""
+    return f"kanban_{library()[0]}_{name}".encode()
+
+
 def _lacks_functions(e: redis.ResponseError) -> bool:
     return "unknown command" in str(e).lower()
 
@@ -179,7 +185,7 @@ class Scripts:
         if not self._loaded:
             self.load()
         if self._eval is None:
-            return "FCALL", f"kanban_{library()[0]}_{name}"
+            return "FCALL", _function(name).decode()
         script = self._script(name)
         self._client.script_load(script.script)
         return "EVALSHA", script.sha
@@ -208,7 +214,7 @@ class Scripts:
             self.load()
         if self._eval is not None:
             return self._script(name)(keys=keys, args=args, client=client)
-        function = f"kanban_{library()[0]}_{name}"
+        function = _function(name)
         if client is not None:
             return client.fcall(function, len(keys), *keys, *args)
         try:
