@@ -113,6 +113,23 @@ def test_publish_trims_the_log_up_to_the_published_seq(board: Board, r: Any, tmp
     assert ids[0] == f"{board.seq}-0"
 
 
+def test_a_long_log_is_trimmed_in_chunks(board: Board, r: Any, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One XTRIM drops only so much (10,000 entries by default): the trim goes on until it is done."""
+    import snapshot.reader as reader_mod
+
+    monkeypatch.setattr(reader_mod, "TRIM_CHUNK", 100)  # a stream node's entries: approximate trims drop whole nodes
+    limits = []
+    xtrim = r.xtrim
+    monkeypatch.setattr(r, "xtrim", lambda *a, **kw: limits.append(kw["limit"]) or xtrim(*a, **kw))
+    for i in range(250):
+        board.create(f"t{i}")
+    take(r, "t", tmp_path / "kanban.db")
+    ids = [e[0] for e in r.xrange(BoardKeys("t").log)]
+    assert int(ids[0].split("-")[0]) > board.seq - 100 and ids[-1] == f"{board.seq}-0"
+    assert len(limits) >= 3 and set(limits) == {100}
+
+
 def test_full_resync_replays_changes_made_while_reading(board: Board, r: Any, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Writers that run between the page reads end up in the cut at S1, exactly."""
