@@ -404,7 +404,7 @@ class Board:
     def _drain(self, script: str) -> int:
         total = 0
         while True:
-            n = int(self._run(script, BATCH)[1])
+            n = int(self._run(script)[1])  # at most BATCH tasks per call
             total += n
             if n < BATCH:
                 return total

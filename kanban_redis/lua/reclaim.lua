@@ -2,7 +2,8 @@
 -- (kind 'transient') once attempts reached max_attempts (Board.reclaim_expired).
 --
 -- KEYS[1]  the board's meta key (routes the call; the other keys derive from ARGV[1], see keys.py)
--- ARGV[1]  key prefix          ARGV[2]  now ms or ""       ARGV[3]  most tasks to reclaim
+-- ARGV[1]  key prefix          ARGV[2]  now ms or ""
+-- At most BATCH tasks per call (Board drains them call by call).
 -- Returns  {0, count} | {RESTORING, detail}
 -- Events   'reclaimed' (+ 'blocked') per task; one log entry, op 'reclaim', when any moved.
 -- @include "lib"
@@ -10,6 +11,6 @@
 
 local g = guard()
 if g then return g end
-local n = reclaim_expired(tonumber(ARGV[3]))
+local n = reclaim_expired(BATCH)
 commit('reclaim')
 return {0, n}
