@@ -2,7 +2,8 @@
 
 With ``--board all`` every board found in Redis gets its own file, named by
 :func:`db_for`. Each file is guarded by its lock (held until :meth:`close`)
-and checked for a safe filesystem before its first publish.
+and checked for a safe filesystem before its first publish; its
+:class:`~snapshot.snapshotter.Snapshotter` stays open between ticks.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from kanban_redis.keys import ALL_BOARDS_META, BOARD_SLUG, board_from_meta_key, 
 
 from . import fscheck
 from .lock import SnapshotLock
-from .snapshotter import Outcome, take
+from .snapshotter import Outcome, Snapshotter
 
 ALL = "all"
 
@@ -64,6 +65,7 @@ class SnapshotJob:
         self.force = force
         self.warn = warn
         self.locks: dict[Path, SnapshotLock] = {}
+        self.snapshotters: dict[Path, Snapshotter] = {}
 
     def targets(self) -> list[tuple[str, Path]]:
         boards = list_boards(self.client) if self.every else [self.board]
@@ -86,7 +88,11 @@ class SnapshotJob:
         outcomes = []
         for board, path in self.targets():
             self.claim(path)
-            outcomes.append(take(self.client, board, path, keep=self.keep, force=self.force))
+            snapshotter = self.snapshotters.get(path)
+            if snapshotter is None:
+                snapshotter = self.snapshotters[path] = Snapshotter(self.client, board, path, keep=self.keep,
+                                                                    force=self.force)
+            outcomes.append(snapshotter.take())
         return outcomes
 
     def note(self, **info: Any) -> None:
@@ -95,6 +101,9 @@ class SnapshotJob:
             lock.update(**info)
 
     def close(self) -> None:
+        for snapshotter in self.snapshotters.values():
+            snapshotter.close()
+        self.snapshotters.clear()
         for lock in self.locks.values():
             lock.release()
         self.locks.clear()

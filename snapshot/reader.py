@@ -77,6 +77,15 @@ class Entry:
                    events=f.get("events") or "[]", comment=f.get("comment") or None)
 
 
+@dataclass(frozen=True)
+class LogPage:
+    """Log entries read with the head (see :meth:`BoardReader.head_and_log`)."""
+
+    entries: list[Entry]
+    gap: bool  # the entry the read started from is gone: entries may be missing
+    full: bool  # as many as one page holds: more may follow
+
+
 @dataclass
 class TaskPage:
     """Tasks read in one round trip; their history lines and comments as JSON arrays."""
@@ -100,17 +109,35 @@ class BoardReader:
 
     def head(self) -> Head:
         """seq, meta and the restore marker in one MULTI/EXEC."""
+        return self._head(None)[0]
+
+    def head_and_log(self, after: int) -> tuple[Head, LogPage]:
+        """The head and the first page of log entries after ``after``, in one MULTI/EXEC.
+
+        Every script bumps seq and appends its entry together, so the page ends
+        at ``head.seq`` exactly unless it is full: a board that changed by
+        less than a page is read as one cut, in one round trip.
+        """
+        head, raw = self._head(after)
+        start = self._starting_at(raw or [], after)
+        return head, LogPage(self._page(start, after, first=True), gap=start is None, full=len(raw or ()) == LOG_PAGE)
+
+    def _head(self, log_after: int | None) -> tuple[Head, list[Any] | None]:
+        """The head, and the log from the entry ``log_after`` on (one page) when asked for."""
         with translate(self.redis):
             pipe = self.redis.pipeline(transaction=True)
             pipe.get(self.keys.seq)
             pipe.hgetall(self.keys.meta)
             pipe.get(self.keys.restoring)
             pipe.zcard(self.keys.tasks)
-            seq, meta, restoring, count = pipe.execute()
+            if log_after is not None:
+                pipe.xrange(self.keys.log, self._log_from(log_after), "+", count=LOG_PAGE)
+            seq, meta, restoring, count, *log = pipe.execute()
         m = reply_fields(meta or {})
-        return Head(seq=int(seq or 0), incarnation=m.get("incarnation"), created_at=m.get("created_at"),
+        head = Head(seq=int(seq or 0), incarnation=m.get("incarnation"), created_at=m.get("created_at"),
                     restored_from=m.get("restored_from"),
                     restoring=None if restoring is None else reply_text(restoring), task_count=int(count))
+        return head, (log[0] if log else None)
 
     def pages(self) -> Iterator[TaskPage]:
         """Every task, in id order, one round trip per page.
@@ -170,22 +197,37 @@ class BoardReader:
                 just after it may have been trimmed too.
         """
         hi = "+" if upto is None else f"{upto}-0"
-        lo = f"{after}-0" if after > 0 else "-"
+        lo = self._log_from(after)
         first = True
         while True:
             with translate(self.redis):
                 raw = self.redis.xrange(self.keys.log, lo, hi, count=LOG_PAGE)
-            page = [Entry.parse(eid, f) for eid, f in raw]
-            if first and after > 0:
-                if not page or page[0].seq != after:
-                    raise LogGap(f"change log no longer holds seq {after}")
-                page = page[1:]
+            if first and self._starting_at(raw, after) is None:
+                raise LogGap(f"change log no longer holds seq {after}")
+            page = self._page(raw, after, first)
             first = False
             if page:
                 yield page
             if len(raw) < LOG_PAGE:
                 return
             lo = f"({reply_text(raw[-1][0])}"
+
+    @staticmethod
+    def _log_from(after: int) -> str:
+        """XRANGE's start: the entry ``after`` itself (read to prove it is still there)."""
+        return f"{after}-0" if after > 0 else "-"
+
+    @staticmethod
+    def _starting_at(raw: list[Any], after: int) -> list[Any] | None:
+        """``raw`` if it starts at the entry ``after`` (or ``after`` is 0), else None: a gap."""
+        if after > 0 and (not raw or reply_text(raw[0][0]) != f"{after}-0"):
+            return None
+        return raw
+
+    @staticmethod
+    def _page(raw: list[Any] | None, after: int, first: bool) -> list[Entry]:
+        skip = 1 if first and after > 0 else 0
+        return [Entry.parse(eid, f) for eid, f in (raw or [])[skip:]]
 
     def trim(self, seq: int) -> None:
         """Drop log entries older than ``seq`` (the entry ``seq`` stays: it proves no gap).

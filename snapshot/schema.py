@@ -188,11 +188,15 @@ def write_meta(conn: sqlite3.Connection, meta: Mapping[str, Any]) -> None:
                      [(k, str(v)) for k, v in meta.items()])
 
 
-def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
-    """A connection with rows addressable by column name (read-only opens never create)."""
+def connect(path: str, *, readonly: bool = False, any_thread: bool = False) -> sqlite3.Connection:
+    """A connection with rows addressable by column name (read-only opens never create).
+
+    ``any_thread``: usable from threads other than the opening one (the caller
+    makes sure only one uses it at a time).
+    """
     if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=not any_thread)
     else:
-        conn = sqlite3.connect(path)
+        conn = sqlite3.connect(path, check_same_thread=not any_thread)
     conn.row_factory = sqlite3.Row
     return conn

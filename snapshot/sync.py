@@ -3,7 +3,8 @@
 Incremental: apply the change-log entries after the working copy's seq, in
 order, committing after each page; the cut is the last entry applied. Each
 entry carries the full new state of what it changed, so cost follows the
-number of changes.
+number of changes. The first page is read in the same MULTI/EXEC as the
+board's seq: a board that changed by less than a page costs one round trip.
 
 Full resync (first run, a trimmed log, another incarnation): read seq S0,
 read every task with pipelined pages, read seq S1, then replay the log
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from itertools import chain
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -24,7 +26,7 @@ from typing import Literal
 from kanban_redis import __version__
 from kanban_redis.errors import BoardRestoring, KanbanError
 
-from .reader import BoardReader, Entry, Head, LogGap
+from .reader import BoardReader, Entry, Head, LogGap, LogPage
 from .writer import WorkingCopy
 
 #: Full-resync attempts before giving up on a board that changes too fast to cut.
@@ -83,31 +85,38 @@ def bring_forward(reader: BoardReader, wc: WorkingCopy) -> SyncResult:
         BoardRestoring: a restore is running. RedisBehind: same board, older seq.
         CutFailed: see the class. RedisUnavailable.
     """
-    head = reader.head()
-    _ensure_not_restoring(head)
     meta = wc.meta
-    same = meta.get("board") == reader.board and meta.get("incarnation") == (head.incarnation or "")
-    if same and head.seq == wc.seq:
-        return SyncResult("unchanged", head.seq, head)
-    if same and head.seq < wc.seq:
-        raise RedisBehind(f"Redis has board {reader.board!r} at seq {head.seq}, "
-                          f"older than the working copy's {wc.seq}")
-    if same:
+    seq = int(meta.get("seq", -1))
+    if meta.get("board") == reader.board:
+        head, log = reader.head_and_log(seq)
+    else:
+        head, log = reader.head(), None
+    _ensure_not_restoring(head)
+    if log is not None and meta.get("incarnation") == (head.incarnation or ""):
+        if head.seq == seq:
+            return SyncResult("unchanged", head.seq, head)
+        if head.seq < seq:
+            raise RedisBehind(f"Redis has board {reader.board!r} at seq {head.seq}, "
+                              f"older than the working copy's {seq}")
         try:
-            return _incremental(reader, wc, head)
+            return _incremental(reader, wc, head, seq, log)
         except LogGap:
             wc.rollback()
     return _full(reader, wc)
 
 
-def _incremental(reader: BoardReader, wc: WorkingCopy, head: Head) -> SyncResult:
-    cut = wc.seq
-    for page in reader.entries(cut, head.seq):
+def _incremental(reader: BoardReader, wc: WorkingCopy, head: Head, cut: int, log: LogPage) -> SyncResult:
+    if log.gap:
+        raise LogGap(f"change log no longer holds seq {cut}")
+    pages: Iterable[list[Entry]] = [log.entries] if log.entries else []
+    if log.full:
+        pages = chain(pages, reader.entries(log.entries[-1].seq if log.entries else cut, head.seq))
+    for page in pages:
         _apply(wc, page)
         cut = page[-1].seq
         wc.set_meta(_meta(reader, head, cut))
         wc.commit()  # a kill keeps the pages applied so far (each ends at a whole cut)
-    if reader.head().incarnation != head.incarnation:
+    if log.full and reader.head().incarnation != head.incarnation:
         raise LogGap("board replaced while the log was read")
     return SyncResult("incremental", cut, head)
 

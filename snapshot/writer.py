@@ -66,7 +66,8 @@ class WorkingCopy:
             self.conn = self._open()
 
     def _open(self) -> sqlite3.Connection:
-        conn = schema.connect(str(self.path))
+        # the run daemon keeps it open across ticks, which run on the scheduler's threads one at a time
+        conn = schema.connect(str(self.path), any_thread=True)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")

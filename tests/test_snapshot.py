@@ -12,13 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 import redis
 
-from kanban_redis import Board, BoardRestoring, Status
+from kanban_redis import Board, BoardRestoring, RedisUnavailable, Status
 from kanban_redis.keys import BoardKeys
 from snapshot import schema
 from snapshot.publisher import kept_copies, publish, temp_prefix
 from snapshot.reader import BoardReader, LogGap
 from snapshot.restore import BoardExists, NoSoundSnapshot, restore
-from snapshot.snapshotter import WouldClobber, take
+from snapshot.snapshotter import Snapshotter, WouldClobber, take
 from snapshot.sync import RedisBehind, bring_forward
 from snapshot.verify import verify
 from snapshot.writer import WorkingCopy, work_path
@@ -93,6 +93,79 @@ def test_incremental_applies_only_the_log_and_skips_when_unchanged(board: Board,
     assert conn.execute("SELECT body FROM task_comments WHERE task_id = ?", (ids["child"],)).fetchall() == [("second",)]
 
 
+def test_a_snapshotter_kept_between_takes_publishes_each_change(board: Board, r: Any, tmp_path: Path) -> None:
+    """What the run daemon does: one Snapshotter, its working copy open, take after take."""
+    ids = populate(board)
+    db = tmp_path / "kanban.db"
+    s = Snapshotter(r, "t", db)
+    try:
+        assert s.take().mode == "full"
+        for i in range(3):
+            board.comment(ids["child"], author="bob", body=f"note {i}")
+            board.move(ids["triage"], "todo" if i % 2 == 0 else "triage")
+            out = s.take()
+            assert out.mode == "incremental" and verify(db).seq == out.seq == board.seq
+            assert snapshot_tasks(db) == redis_tasks(r, "t")
+        assert s.take().mode == "unchanged"
+    finally:
+        s.close()
+    copies = kept_copies(db)
+    assert len(copies) == 3  # each copy is named by its own taken_at_ms, known without reopening it
+    assert all(c.name == f"kanban.db.{int(verify(c).meta['taken_at_ms']):013d}" for c in copies)
+
+
+def test_a_kept_snapshotter_notices_a_file_replaced_behind_it(board: Board, r: Any, tmp_path: Path) -> None:
+    """It remembers what it published only while that very file is in place: never clobber still holds."""
+    ids = populate(board)
+    db = tmp_path / "kanban.db"
+    other = tmp_path / "other" / "kanban.db"
+    other.parent.mkdir()
+    Board(r, "u").create("another board's task")
+    take(r, "u", other)
+    s = Snapshotter(r, "t", db)
+    try:
+        s.take()
+        (tmp_path / "copy").write_bytes(other.read_bytes())
+        (tmp_path / "copy").replace(db)
+        board.comment(ids["child"], author="bob", body="after the swap")
+        with pytest.raises(WouldClobber, match="another board"):
+            s.take()
+    finally:
+        s.close()
+    assert verify(db).meta["board"] == "u"
+
+
+def test_a_failed_take_leaves_nothing_half_applied(board: Board, r: Any, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error after a page was applied but before its commit: the next take starts from the last commit."""
+    ids = populate(board)
+    db = tmp_path / "kanban.db"
+    s = Snapshotter(r, "t", db)
+    try:
+        s.take()
+        board.comment(ids["child"], author="bob", body="once")
+        board.move(ids["triage"], "todo")
+        set_meta = WorkingCopy.set_meta
+
+        def lost(self: WorkingCopy, meta: Any) -> None:
+            raise RedisUnavailable("connection lost")
+
+        monkeypatch.setattr(WorkingCopy, "set_meta", lost)
+        with pytest.raises(RedisUnavailable):
+            s.take()
+        monkeypatch.setattr(WorkingCopy, "set_meta", set_meta)
+        assert s.take().mode == "incremental"
+    finally:
+        s.close()
+    fresh = tmp_path / "fresh" / "kanban.db"
+    fresh.parent.mkdir()
+    take(r, "t", fresh)
+    tables = ("task_events", "task_comments", "task_runs")
+    counts = [[sqlite3.connect(f).execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables]
+              for f in (db, fresh)]
+    assert counts[0] == counts[1] and snapshot_tasks(db) == redis_tasks(r, "t")
+
+
 def test_trimmed_log_falls_back_to_full_resync(board: Board, r: Any, tmp_path: Path) -> None:
     ids = populate(board)
     db = tmp_path / "kanban.db"
@@ -106,11 +179,67 @@ def test_trimmed_log_falls_back_to_full_resync(board: Board, r: Any, tmp_path: P
     assert out.mode == "full" and snapshot_tasks(db) == redis_tasks(r, "t")
 
 
+def test_a_small_change_is_read_with_the_head_in_one_round_trip(board: Board, r: Any, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Less than a page of log comes in the MULTI/EXEC that reads the seq: no XRANGE of its own."""
+    ids = populate(board)
+    db = tmp_path / "kanban.db"
+    take(r, "t", db)
+    board.comment(ids["child"], author="bob", body="new")
+    board.move(ids["triage"], "todo")
+
+    def no_xrange(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a separate XRANGE")
+
+    monkeypatch.setattr(r, "xrange", no_xrange)
+    out = take(r, "t", db)
+    assert out.mode == "incremental" and out.seq == board.seq and snapshot_tasks(db) == redis_tasks(r, "t")
+
+
+@pytest.mark.parametrize("page", [1, 2, 3])
+def test_an_incremental_reads_on_past_a_full_first_page(board: Board, r: Any, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch, page: int) -> None:
+    import snapshot.reader as reader_mod
+
+    ids = populate(board)
+    db = tmp_path / "kanban.db"
+    take(r, "t", db)
+    monkeypatch.setattr(reader_mod, "LOG_PAGE", page)
+    for i in range(7):
+        board.comment(ids["child"], author="bob", body=f"c{i}")
+    board.move(ids["triage"], "todo")
+    out = take(r, "t", db)
+    assert out.mode == "incremental" and out.seq == board.seq and snapshot_tasks(db) == redis_tasks(r, "t")
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT COUNT(*) FROM task_comments").fetchone()[0] == 8
+
+
 def test_publish_trims_the_log_up_to_the_published_seq(board: Board, r: Any, tmp_path: Path) -> None:
     populate(board)
     take(r, "t", tmp_path / "kanban.db")
     ids = [e[0] for e in r.xrange(BoardKeys("t").log)]
     assert ids[0] == f"{board.seq}-0"
+
+
+def test_a_kept_snapshotter_trims_every_so_many_entries(board: Board, r: Any, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import snapshot.snapshotter as snapshotter_mod
+
+    monkeypatch.setattr(snapshotter_mod, "TRIM_EVERY", 5)
+    trims = []
+    xtrim = r.xtrim
+    monkeypatch.setattr(r, "xtrim", lambda *a, **kw: trims.append(kw["minid"]) or xtrim(*a, **kw))
+    tid = board.create("x").id
+    s = Snapshotter(r, "t", tmp_path / "kanban.db")
+    try:
+        s.take()
+        first = board.seq
+        for i in range(12):
+            board.comment(tid, author="a", body=str(i))
+            s.take()
+    finally:
+        s.close()
+    assert list(dict.fromkeys(trims)) == [f"{first}-0", f"{first + 5}-0", f"{first + 10}-0"]
 
 
 def test_a_long_log_is_trimmed_in_chunks(board: Board, r: Any, tmp_path: Path,
@@ -234,6 +363,11 @@ def test_keeps_k_copies_and_leaves_no_temp_files(board: Board, r: Any, tmp_path:
     assert [verify(c).seq for c in copies] == sorted((verify(c).seq for c in copies), reverse=True)
     assert all(verify(c).ok for c in copies) and verify(copies[0]).seq < verify(db).seq
     assert not list(tmp_path.glob(temp_prefix(db) + "*"))
+    for published in (db, *copies):
+        conn = sqlite3.connect(f"file:{published}?mode=ro", uri=True)
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+        conn.close()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(("-wal", "-shm"))]
 
 
 def test_publish_failure_leaves_the_old_file(board: Board, r: Any, tmp_path: Path) -> None:

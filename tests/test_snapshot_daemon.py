@@ -10,6 +10,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,10 +41,26 @@ for i in itertools.count():
 """
 
 
-def daemon(redis_url: str, db: Path, interval: float) -> subprocess.Popen[str]:
+@contextmanager
+def daemon(redis_url: str, db: Path, interval: float) -> Iterator[subprocess.Popen[str]]:
+    """A `kanban-snapshot run` process for the block (killed at its end if still running)."""
     env = {**os.environ, "REDIS_URL": redis_url, "KANBAN_BOARD": "t", "KANBAN_DB": str(db)}
-    return subprocess.Popen([sys.executable, "-m", "snapshot", "run", "--interval", str(interval), "--keep", "3"],
+    proc = subprocess.Popen([sys.executable, "-m", "snapshot", "run", "--interval", str(interval), "--keep", "3"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stderr.close()  # type: ignore[union-attr]
+
+
+def published_seq(db: Path, at_least: int, timeout: float = 20) -> int:
+    """The seq of the snapshot at ``db`` once it reaches ``at_least`` (or what it is at the timeout)."""
+    deadline = time.monotonic() + timeout
+    while (not db.exists() or verify(db).seq < at_least) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return verify(db).seq
 
 
 def coherent(db: Path) -> None:
@@ -63,29 +81,31 @@ def test_final_snapshot_on_sigterm_and_refusal_exit(redis_url: str, real_redis: 
     db = tmp_path / "kanban.db"
     b = Board(real_redis, "t")
     b.create("first")
-    proc = daemon(redis_url, db, 30)
-    try:
-        deadline = time.monotonic() + 20
-        while not db.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert verify(db).seq == 1
+    with daemon(redis_url, db, 30) as proc:
+        assert published_seq(db, 1) == 1
         b.create("second")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stderr.close()  # type: ignore[union-attr]
     assert verify(db).seq == b.seq == 2
     real_redis.flushdb()
-    proc = daemon(redis_url, db, 30)
-    try:
+    with daemon(redis_url, db, 30) as proc:
         assert proc.wait(timeout=20) == Exit.REFUSED
         assert "run kanban-snapshot restore" in proc.stderr.read()  # type: ignore[union-attr]
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stderr.close()  # type: ignore[union-attr]
+
+
+def test_scheduled_ticks_publish_each_change(redis_url: str, real_redis: redis.Redis, tmp_path: Path) -> None:
+    """Ticks run on the scheduler's threads and share one working copy, kept open between them."""
+    db = tmp_path / "kanban.db"
+    b = Board(real_redis, "t")
+    b.create("first")
+    with daemon(redis_url, db, 0.2) as proc:
+        for expected in range(1, 4):
+            assert published_seq(db, expected) == expected and proc.poll() is None
+            b.create(f"task {expected + 1}")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert proc.stderr is not None and "Error" not in proc.stderr.read()
+    assert verify(db).seq == b.seq == 4
 
 
 #: Forks a `kanban-snapshot run` daemon per input line (imports paid once, so kills come fast);
@@ -158,12 +178,10 @@ def test_kill_9_at_random_moments_leaves_a_sound_file(redis_url: str, real_redis
     for copy in kept_copies(db):
         coherent(copy)
     # once the writers stop, one more run publishes the board exactly, and cleans up
-    proc = daemon(redis_url, db, 30)
-    deadline = time.monotonic() + 20
-    while verify(db).seq != Board(real_redis, "t").seq and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=20) == 0
-    proc.stderr.close()  # type: ignore[union-attr]
-    assert verify(db).seq == Board(real_redis, "t").seq
+    final = Board(real_redis, "t").seq
+    with daemon(redis_url, db, 30) as proc:
+        assert published_seq(db, final) == final
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    assert verify(db).seq == final
     assert not list(tmp_path.glob(temp_prefix(db) + "*")) and len(kept_copies(db)) <= 3
