@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,10 @@ def test_incremental_applies_only_the_log_and_skips_when_unchanged(board: Board,
     assert conn.execute("SELECT body FROM task_comments WHERE task_id = ?", (ids["child"],)).fetchall() == [("second",)]
 
 
+def fsync_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("snapshot-fsync")]
+
+
 def test_a_snapshotter_kept_between_takes_publishes_each_change(board: Board, r: Any, tmp_path: Path) -> None:
     """What the run daemon does: one Snapshotter, its working copy open, take after take."""
     ids = populate(board)
@@ -107,8 +112,10 @@ def test_a_snapshotter_kept_between_takes_publishes_each_change(board: Board, r:
             assert out.mode == "incremental" and verify(db).seq == out.seq == board.seq
             assert snapshot_tasks(db) == redis_tasks(r, "t")
         assert s.take().mode == "unchanged"
+        assert len(fsync_threads()) == 1  # one for all its publishes
     finally:
         s.close()
+    assert not fsync_threads()
     copies = kept_copies(db)
     assert len(copies) == 3  # each copy is named by its own taken_at_ms, known without reopening it
     assert all(c.name == f"kanban.db.{int(verify(c).meta['taken_at_ms']):013d}" for c in copies)
