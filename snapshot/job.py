@@ -86,7 +86,10 @@ class SnapshotJob:
 
     def tick(self) -> list[Outcome]:
         outcomes = []
-        for board, path in self.targets():
+        targets = self.targets()
+        for gone in self.snapshotters.keys() - {path for _, path in targets}:
+            self.snapshotters.pop(gone).close()  # its board left Redis: free its working copy
+        for board, path in targets:
             self.claim(path)
             snapshotter = self.snapshotters.get(path)
             if snapshotter is None:

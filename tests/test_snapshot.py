@@ -16,6 +16,7 @@ import redis
 from kanban_redis import Board, BoardRestoring, RedisUnavailable, Status
 from kanban_redis.keys import BoardKeys
 from snapshot import schema
+from snapshot.job import SnapshotJob
 from snapshot.publisher import kept_copies, publish, temp_prefix
 from snapshot.reader import BoardReader, LogGap
 from snapshot.restore import BoardExists, NoSoundSnapshot, restore
@@ -171,6 +172,21 @@ def test_a_failed_take_leaves_nothing_half_applied(board: Board, r: Any, tmp_pat
     counts = [[sqlite3.connect(f).execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables]
               for f in (db, fresh)]
     assert counts[0] == counts[1] and snapshot_tasks(db) == redis_tasks(r, "t")
+
+
+def test_a_run_over_all_boards_lets_go_of_a_board_that_left(r: Any, tmp_path: Path) -> None:
+    for name in ("alpha", "beta"):
+        Board(r, name).create(f"task of {name}")
+    job = SnapshotJob(r, "all", tmp_path / "kanban.db", keep=3, force=False, warn=print)
+    try:
+        assert [o.board for o in job.tick()] == ["alpha", "beta"]
+        r.delete(*r.keys(BoardKeys("beta").prefix + "*"))
+        Board(r, "alpha").create("another task")
+        assert [(o.board, o.mode) for o in job.tick()] == [("alpha", "incremental")]
+        assert list(job.snapshotters) == [tmp_path / "kanban-alpha.db"]  # beta's working copy is closed
+    finally:
+        job.close()
+    assert not job.snapshotters and verify(tmp_path / "kanban-beta.db").ok
 
 
 def test_trimmed_log_falls_back_to_full_resync(board: Board, r: Any, tmp_path: Path) -> None:
