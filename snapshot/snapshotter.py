@@ -104,7 +104,8 @@ class Snapshotter:
         except BaseException:
             self.close()
             raise
-        if outcome.published and (self._trimmed is None or outcome.seq - self._trimmed >= TRIM_EVERY):
+        # (a seq below the last trim's: a new board of the same name, whose log starts over)
+        if outcome.published and (self._trimmed is None or not 0 <= outcome.seq - self._trimmed < TRIM_EVERY):
             self.reader.trim(outcome.seq)
             self._trimmed = outcome.seq
         return outcome

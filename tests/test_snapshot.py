@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -253,16 +254,19 @@ def test_a_kept_snapshotter_trims_every_so_many_entries(board: Board, r: Any, tm
     xtrim = r.xtrim
     monkeypatch.setattr(r, "xtrim", lambda *a, **kw: trims.append(kw["minid"]) or xtrim(*a, **kw))
     tid = board.create("x").id
-    s = Snapshotter(r, "t", tmp_path / "kanban.db")
+    s = Snapshotter(r, "t", tmp_path / "kanban.db", force=True)
     try:
         s.take()
         first = board.seq
         for i in range(12):
             board.comment(tid, author="a", body=str(i))
             s.take()
+        r.flushdb()
+        Board(r, "t").create("a new board of the same name: its log starts over")
+        s.take()
     finally:
         s.close()
-    assert list(dict.fromkeys(trims)) == [f"{first}-0", f"{first + 5}-0", f"{first + 10}-0"]
+    assert [minid for minid, _ in groupby(trims)] == [f"{first}-0", f"{first + 5}-0", f"{first + 10}-0", "1-0"]
 
 
 def test_a_long_log_is_trimmed_in_chunks(board: Board, r: Any, tmp_path: Path,
