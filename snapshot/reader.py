@@ -120,7 +120,8 @@ class BoardReader:
         """
         head, raw = self._head(after)
         start = self._starting_at(raw or [], after)
-        return head, LogPage(self._page(start, after, first=True), gap=start is None, full=len(raw or ()) == LOG_PAGE)
+        page = LogPage(self._page(start, after, first=True), gap=start is None, full=len(raw or ()) == LOG_PAGE)
+        return head, page
 
     def _head(self, log_after: int | None) -> tuple[Head, list[Any] | None]:
         """The head, and the log from the entry ``log_after`` on (one page) when asked for."""

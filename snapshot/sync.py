@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from itertools import chain
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Literal
 
 from kanban_redis import __version__
