@@ -17,7 +17,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,7 +143,10 @@ def publish(source: sqlite3.Connection, db_path: Path, *, keep: int = DEFAULT_KE
         with ExitStack() as stack:
             pool = fsyncs or stack.enter_context(ThreadPoolExecutor(1))
             synced = pool.submit(_fsync_file, temp)
-            verdict = _quick_check(temp)
+            try:
+                verdict = _quick_check(temp)
+            finally:
+                wait([synced])  # done with the file before a failed check removes it
             synced.result()
         if verdict != "ok":
             raise sqlite3.DatabaseError(f"new snapshot failed its check: {verdict}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from itertools import groupby
 from pathlib import Path
 from typing import Any
@@ -412,6 +414,32 @@ def test_publish_failure_leaves_the_old_file(board: Board, r: Any, tmp_path: Pat
     wc.close()
     assert db.read_bytes() == old
     assert not list(tmp_path.glob(temp_prefix(db) + "*"))
+
+
+def test_a_failed_check_waits_for_the_fsync_before_removing_the_file(board: Board, r: Any, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import snapshot.publisher as publisher_mod
+
+    db = tmp_path / "kanban.db"
+    board.create("x")
+    synced: list[bool] = []
+
+    def slow_fsync(path: Path) -> None:
+        time.sleep(0.2)
+        synced.append(path.exists())
+
+    def bad_check(path: Path) -> str:
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(publisher_mod, "_fsync_file", slow_fsync)
+    monkeypatch.setattr(publisher_mod, "_quick_check", bad_check)
+    wc = WorkingCopy(work_path(db))
+    with ThreadPoolExecutor(1) as fsyncs:
+        with pytest.raises(sqlite3.DatabaseError):
+            publish(wc.conn, db, fsyncs=fsyncs)
+        assert synced == [True]  # the fsync ran on the file and ended before the publish gave up
+    wc.close()
+    assert not db.exists() and not list(tmp_path.glob(temp_prefix(db) + "*"))
 
 
 def test_verify_rejects_damaged_files(board: Board, r: Any, tmp_path: Path) -> None:
