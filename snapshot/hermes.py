@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,7 @@ def read_hermes(path: Path, board: str) -> Source:
     ordered = list(items.values())
     created = min((int(i["fields"]["created_at"]) for i in ordered), default=0)
 
-    def batches() -> Iterator[Batch]:
+    def batches() -> Generator[Batch, None, None]:
         for start in range(0, len(ordered), LOAD_BATCH):
             yield [json.dumps(item) for item in ordered[start:start + LOAD_BATCH]]
 

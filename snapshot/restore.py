@@ -15,7 +15,8 @@ import os
 import secrets
 import socket
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,7 @@ def read_batches(conn: sqlite3.Connection, size: int) -> Iterator[Batch]:
         yield batch
 
 
-def snapshot_batches(path: Path) -> Iterator[Batch]:
+def snapshot_batches(path: Path) -> Generator[Batch, None, None]:
     """:func:`read_batches` of the snapshot file at ``path`` (opened read-only)."""
     conn = schema.connect(str(path), readonly=True)
     conn.row_factory = None
@@ -218,7 +219,7 @@ class Source:
     task_count: int
     created_at: str
     origin: str  # becomes the board's restored_from
-    batches: Callable[[], Iterator[Batch]]
+    batches: Callable[[], Generator[Batch, None, None]]  # closed when the load ends, however it ends
 
 
 def load_board(client: Any, board: str, source: Source, *, force: bool = False, if_empty: bool = False,
@@ -255,7 +256,10 @@ def load_board(client: Any, board: str, source: Source, *, force: bool = False, 
     r.wipe()
     if on_start:
         on_start(result, source.task_count)
-    result.tasks = r.load(marker, source.batches(), progress)
+    # closed here even when the load fails, not whenever (and in whichever thread) it is collected:
+    # the snapshot's SQLite connection belongs to this thread
+    with closing(source.batches()) as batches:
+        result.tasks = r.load(marker, batches, progress)
     while True:
         reply = r.run("restore_end", marker, source.seq, secrets.token_hex(8), source.created_at, source.origin,
                       REQUEUE_BATCH)

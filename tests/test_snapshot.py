@@ -629,8 +629,14 @@ def test_a_crashed_restore_keeps_the_board_closed_and_can_be_rerun(board: Board,
         return original(reply)
 
     monkeypatch.setattr(restore_mod._Restorer, "check", staticmethod(dies))
+    opened: list[sqlite3.Connection] = []
+    connect = schema.connect
+    monkeypatch.setattr(schema, "connect", lambda *a, **kw: opened.append(connect(*a, **kw)) or opened[-1])
     with pytest.raises(KeyboardInterrupt):
         restore(r, "t", db)
+    for conn in opened:  # the interrupted load closed the snapshot it was reading (in this thread)
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            conn.execute("SELECT 1")
     monkeypatch.setattr(restore_mod._Restorer, "check", staticmethod(original))
     with pytest.raises(BoardRestoring):
         Board(r, "t").create("while restoring")
