@@ -3,12 +3,11 @@
 A new snapshot is copied from the working copy into a temporary file in the
 same directory (SQLite's backup API, then the header set to rollback-journal
 mode), checked and fsynced (at the same time: the check only reads), and
-renamed over ``kanban.db``; then the
-directory is fsynced. Before the rename the old
-``kanban.db`` gets a second name ``kanban.db.<taken_at_ms>`` (a hard link, no
-copy), which makes it one of the kept copies; only the newest ``keep`` of
-those stay. A kill at any instant leaves the old or the new file whole, plus
-at most one temporary file, removed by the next publish.
+renamed over ``kanban.db``; then the directory is fsynced. Before the rename
+the old ``kanban.db`` gets a second name ``kanban.db.<taken_at_ms>`` (a hard
+link, no copy), which makes it one of the kept copies; only the newest
+``keep`` of those stay. A kill at any instant leaves the old or the new file
+whole, plus at most one temporary file, removed by the next publish.
 """
 
 from __future__ import annotations
