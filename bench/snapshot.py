@@ -4,13 +4,13 @@ For each board size: a full snapshot against "raw" (pipelined HGETALL of every
 task + one executemany into a fresh SQLite file + fsync + rename); an
 incremental snapshot after 1% of the tasks changed, against the full one, as
 a tick of the ``run`` daemon (which keeps its working copy open between
-ticks) and as a one-shot ``kanban-snapshot now``; the
-longest Redis stall while a full snapshot runs in another process (a PING
-loop in a third, next to the same loop's maximum with no snapshot running,
-and the slowest command in SLOWLOG); restore against
-raw pipelined writes of the same hashes and histories, and the slowest
-command of a restore (in another restore: SLOWLOG at 0 slows Redis down);
-the file size.
+ticks) and as a one-shot ``kanban-snapshot now``; the longest Redis stall
+while a full snapshot runs in another process (a PING loop in a third, once
+paced as ``redis-cli --latency`` samples and once back to back, each next to
+the same loop with no snapshot running; and the slowest command in
+SLOWLOG); restore against raw pipelined writes of the same hashes and
+histories, and the slowest command of a restore (in another restore:
+SLOWLOG at 0 slows Redis down); the file size.
 
     python bench/snapshot.py --sizes 1000,10000,100000 [--repeat 3] [--redis-priority]
 
@@ -18,9 +18,12 @@ On a 2-core machine Redis, the snapshot and the PING loop share the cores: a
 command that the kernel preempts lasts a scheduler tick (4 ms on a 250 Hz
 kernel) however little work it does. ``--redis-priority`` (root) runs the
 snapshotted redis-server at SCHED_FIFO so that the snapshot's command column
-shows Redis's own work; the PING loop still shows what a client sees on the
-shared cores. (Not the restore's server: a real-time Redis that is busy for
-most of a second is throttled by the kernel for 50 ms, a stall of its own.)
+shows Redis's own work; the PING loops still show what a client sees on the
+shared cores. A back-to-back loop keeps a core busy itself, so with the
+snapshot and Redis there are three busy processes on two cores: its maximum
+is mostly its own wait for a core. (Not the restore's server: a real-time
+Redis that is busy for most of a second is throttled by the kernel for
+50 ms, a stall of its own.)
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -47,6 +51,8 @@ from snapshot.restore import restore  # noqa: E402
 from snapshot.snapshotter import Snapshotter, take  # noqa: E402
 
 BOARD = "bench"
+#: Seconds between two PINGs of the paced loop.
+PING_PAUSE = 0.001
 
 
 def populate(r: redis.Redis, n: int) -> Board:
@@ -62,14 +68,22 @@ def populate(r: redis.Redis, n: int) -> Board:
     return b
 
 
-def ping_loop(url: str, stop: Any, out: Any) -> None:
+def ping_loop(url: str, stop: Any, out: Any, pause: float) -> None:
+    """PING until ``stop``, ``pause`` seconds apart (0: back to back); ``out`` = [max, p99.9] in ms.
+
+    The first PING, which opens the connection, is not counted (it took about 2 ms here).
+    """
     client = redis.Redis.from_url(url)
-    worst = 0.0
+    client.ping()
+    times = []
     while not stop.is_set():
         t = time.perf_counter()
         client.ping()
-        worst = max(worst, time.perf_counter() - t)
-    out.value = worst
+        times.append(time.perf_counter() - t)
+        if pause:
+            time.sleep(pause)
+    times.sort()
+    out[:] = [times[-1] * 1000, times[min(len(times) - 1, int(len(times) * 0.999))] * 1000]
 
 
 def timed_take(url: str, path: str, took: Any) -> None:
@@ -80,20 +94,24 @@ def timed_take(url: str, path: str, took: Any) -> None:
     took.value = time.perf_counter() - t0
 
 
-def stall(url: str, path: Path) -> tuple[float, float]:
-    """(longest PING in ms, snapshot seconds) while a snapshot runs in another process."""
-    path.parent.mkdir()
-    stop, worst, took = mp.Event(), mp.Value("d", 0.0), mp.Value("d", 0.0)
-    pinger = mp.Process(target=ping_loop, args=(url, stop, worst))
+def pings(url: str, pause: float, path: Path | None, seconds: float = 0.0) -> tuple[float, float, float]:
+    """(max ms, p99.9 ms, snapshot seconds) of a PING loop in its own process while a full
+    snapshot into ``path`` runs in another (``seconds`` of nothing when ``path`` is None)."""
+    stop, times, took = mp.Event(), mp.Array("d", 2), mp.Value("d", 0.0)
+    pinger = mp.Process(target=ping_loop, args=(url, stop, times, pause))
     pinger.start()
     time.sleep(0.2)
-    snap = mp.Process(target=timed_take, args=(url, str(path), took))
-    snap.start()
-    snap.join()
+    if path is None:
+        time.sleep(seconds)
+    else:
+        path.parent.mkdir()
+        snap = mp.Process(target=timed_take, args=(url, str(path), took))
+        snap.start()
+        snap.join()
+        assert snap.exitcode == 0, snap.exitcode
     stop.set()
     pinger.join()
-    assert snap.exitcode == 0, snap.exitcode
-    return worst.value * 1000, took.value
+    return times[0], times[1], took.value
 
 
 def raw_snapshot(r: redis.Redis, directory: Path) -> float:
@@ -183,24 +201,27 @@ def bench(url: str, n: int, repeat: int = 1) -> dict[str, Any]:
             fulls.append(time.perf_counter() - t0)
         out["full"] = min(fulls)
         db = directory / "full-0" / "kanban.db"
-        # the stall, in a further full snapshot (into another file, by another process):
-        # a PING loop in a third process (it takes a core, so it is not running during
-        # the timing above)
+        # the stall, in further full snapshots (into other files, by another process), seen
+        # by a PING loop in a third process: paced (a PING every PING_PAUSE s, as
+        # `redis-cli --latency` samples; the worst of `repeat` snapshots) and back to back
+        # (which keeps a core busy itself; once); each next to the same loop as long again
+        # with no snapshot running
         r.config_set("slowlog-max-len", 1_000_000)
         r.config_set("slowlog-log-slower-than", 0)
         r.slowlog_reset()
-        out["ping_max_ms"], busy = stall(url, directory / "second" / "kanban.db")
-        out["cmd_max_ms"], out["cmd_p999_ms"], out["cmd_max_name"] = command_times(r)
+        paced = [pings(url, PING_PAUSE, directory / "paced-0" / "kanban.db")]
+        out["cmd_max_ms"], out["cmd_p999_ms"], out["cmd_max_name"] = command_times(r)  # of the first
         r.config_set("slowlog-log-slower-than", 10000)
-        # the baseline: the same PING loop as long again with no snapshot running
-        # (on a shared VM its maximum is the scheduler's, not Redis's)
-        stop, idle = mp.Event(), mp.Value("d", 0.0)
-        pinger = mp.Process(target=ping_loop, args=(url, stop, idle))
-        pinger.start()
-        time.sleep(0.2 + busy)
-        stop.set()
-        pinger.join()
-        out["ping_idle_ms"] = idle.value * 1000
+        paced += [pings(url, PING_PAUSE, directory / f"paced-{i}" / "kanban.db") for i in range(1, repeat)]
+        seconds = max(p[2] for p in paced)
+        idle = [pings(url, PING_PAUSE, None, seconds) for _ in range(repeat)]
+        out["ping"] = (max(p[0] for p in paced), max(p[1] for p in paced))
+        out["ping_idle"] = (max(p[0] for p in idle), max(p[1] for p in idle))
+        out["busy_ping"] = pings(url, 0, directory / "busy" / "kanban.db")[0]
+        out["busy_ping_idle"] = pings(url, 0, None, seconds)[0]
+        for extra in [*(directory / f"paced-{i}" for i in range(repeat)), directory / "busy"]:
+            shutil.rmtree(extra)
+        os.sync()  # their writeback would slow the incremental snapshots' fsyncs down
         # incremental, two ways: a tick of the run daemon (its Snapshotter kept between
         # ticks) and a one-shot `kanban-snapshot now` (opens and closes everything)
         ticker = Snapshotter(r, BOARD, db)
@@ -255,13 +276,13 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--repeat", type=int, default=1,
                         help="time raw, full, incremental, raw restore and restore this many times each and keep each "
-                             "one's fastest (for a busy machine)")
+                             "one's fastest (for a busy machine); the paced PING loop's stall is the worst of as many")
     parser.add_argument("--redis-priority", action="store_true",
                         help="run the snapshotted redis-server at SCHED_FIFO (root): command times without preemption")
     args = parser.parse_args()
-    print("| tasks | raw s | full s | full/raw | incr s: tick / now | incr/full: tick / now | PING max ms (idle) "
-          "| cmd max / p99.9 ms | raw restore s | restore s | restore/raw | restore cmd max / p99.9 ms | file MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| tasks | raw s | full s | full/raw | incr s: tick / now | incr/full: tick / now "
+          "| PING max / p99.9 ms, paced (idle) | PING max ms, back to back (idle) | cmd max / p99.9 ms | raw restore s | restore s | restore/raw | restore cmd max / p99.9 ms | file MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     with RedisServer() as server:
         if args.redis_priority:
             try:
@@ -273,7 +294,8 @@ def main() -> None:
             print(f"| {n:,} | {o['raw']:.2f} | {o['full']:.2f} | {o['full'] / o['raw']:.2f} | "
                   f"{o['incremental']:.4f} / {o['incremental_now']:.4f} | "
                   f"{o['incremental'] / o['full']:.3f} / {o['incremental_now'] / o['full']:.3f} | "
-                  f"{o['ping_max_ms']:.1f} ({o['ping_idle_ms']:.1f}) | "
+                  f"{o['ping'][0]:.1f} / {o['ping'][1]:.1f} ({o['ping_idle'][0]:.1f} / {o['ping_idle'][1]:.1f}) | "
+                  f"{o['busy_ping']:.1f} ({o['busy_ping_idle']:.1f}) | "
                   f"{o['cmd_max_ms']:.1f} {o['cmd_max_name']} / {o['cmd_p999_ms']:.2f} | "
                   f"{o['raw_restore']:.2f} | {o['restore']:.2f} | "
                   f"{o['restore'] / o['raw_restore']:.2f} | "
