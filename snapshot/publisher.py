@@ -6,8 +6,10 @@ mode), checked and fsynced (at the same time: the check only reads), and
 renamed over ``kanban.db``; then the directory is fsynced. Before the rename
 the old ``kanban.db`` gets a second name ``kanban.db.<taken_at_ms>`` (a hard
 link, no copy), which makes it one of the kept copies; only the newest
-``keep`` of those stay. A kill at any instant leaves the old or the new file
-whole, plus at most one temporary file, removed by the next publish.
+``keep`` of those stay (the oldest is removed while the new file is copied,
+before the link, so there are never more). A kill at any instant leaves the
+old or the new file whole, plus at most one temporary file, removed by the
+next publish.
 """
 
 from __future__ import annotations
@@ -129,40 +131,51 @@ def publish(source: sqlite3.Connection, db_path: Path, *, keep: int = DEFAULT_KE
     directory = db_path.parent
     remove_temps(db_path)
     temp = directory / f"{temp_prefix(db_path)}{os.getpid()}"
-    try:
-        dest = sqlite3.connect(str(temp))
+    with ExitStack() as stack:
+        pool = fsyncs or stack.enter_context(ThreadPoolExecutor(1))
+        # the oldest kept copies go while the new file is built: down to keep - 1, as the
+        # current kanban.db becomes a kept copy before the rename (never more than keep)
+        pruned = pool.submit(_prune, db_path, max(keep - 1, 0))
         try:
-            # no syncs while the temp file is built: it is checked and fsynced whole before the rename
-            dest.execute("PRAGMA synchronous=OFF")
-            source.backup(dest)
-        finally:
-            dest.close()
-        _mark_rollback_journal(temp)
-        # the file is complete: it is fsynced while it is checked (the check only reads it)
-        with ExitStack() as stack:
-            pool = fsyncs or stack.enter_context(ThreadPoolExecutor(1))
+            dest = sqlite3.connect(str(temp))
+            try:
+                # no syncs while the temp file is built: it is checked and fsynced whole before the rename
+                dest.execute("PRAGMA synchronous=OFF")
+                source.backup(dest)
+            finally:
+                dest.close()
+            _mark_rollback_journal(temp)
+            # the file is complete: it is fsynced while it is checked (the check only reads it)
             synced = pool.submit(_fsync_file, temp)
             try:
                 verdict = _quick_check(temp)
             finally:
                 wait([synced])  # done with the file before a failed check removes it
             synced.result()
-        if verdict != "ok":
-            raise sqlite3.DatabaseError(f"new snapshot failed its check: {verdict}")
-        if before_rename is not None:
-            before_rename(temp)
-        _keep_current(db_path, current_stamp)
-        os.rename(temp, db_path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(f"new snapshot failed its check: {verdict}")
+            if before_rename is not None:
+                before_rename(temp)
+            wait([pruned])  # (its error, if any, is raised once the new file is published)
+            if keep:
+                _keep_current(db_path, current_stamp)
+            os.rename(temp, db_path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
     # one directory fsync makes the rename and the pruning durable together (a
     # crash before it leaves the old or the new kanban.db, both sound, and at
     # worst copies that were to go): one disk flush per publish, not two
+    fsync_dir(directory)
+    pruned.result()
+    return Published(db_path, db_path.stat().st_size)
+
+
+def _prune(db_path: Path, keep: int) -> None:
+    """Remove all but the newest ``keep`` kept copies (an unlink frees the file's blocks: ~0.4 ms
+    for 0.5 MB, done while the new snapshot is copied)."""
     for old in kept_copies(db_path)[keep:]:
         old.unlink(missing_ok=True)
-    fsync_dir(directory)
-    return Published(db_path, db_path.stat().st_size)
 
 
 def _keep_current(db_path: Path, stamp: int | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -397,6 +398,49 @@ def test_keeps_k_copies_and_leaves_no_temp_files(board: Board, r: Any, tmp_path:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
         conn.close()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(("-wal", "-shm"))]
+
+
+@pytest.mark.parametrize("keep", [0, 1, 2])
+def test_kept_copies_never_exceed_keep_even_while_publishing(board: Board, r: Any, tmp_path: Path, keep: int,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The oldest copy goes before the current file gets its kept-copy name, not after the rename."""
+    import snapshot.publisher as publisher_mod
+
+    db = tmp_path / "kanban.db"
+    tid = board.create("x").id
+    at_rename: list[int] = []
+    rename = os.rename
+
+    def counting_rename(src: Path, dst: Path) -> None:
+        at_rename.append(len(kept_copies(db)))
+        rename(src, dst)
+
+    monkeypatch.setattr(publisher_mod.os, "rename", counting_rename)
+    for i in range(5):
+        board.comment(tid, author="a", body=str(i))
+        take(r, "t", db, keep=keep)
+    assert at_rename == [min(n, keep) for n in range(5)]
+    assert len(kept_copies(db)) == keep and verify(db).ok
+
+
+def test_a_failed_publish_leaves_one_kept_copy_fewer_never_more(board: Board, r: Any, tmp_path: Path) -> None:
+    db = tmp_path / "kanban.db"
+    tid = board.create("x").id
+    for i in range(4):
+        board.comment(tid, author="a", body=str(i))
+        take(r, "t", db, keep=2)
+    before = kept_copies(db)
+    old = db.read_bytes()
+    wc = WorkingCopy(work_path(db))
+
+    def boom(temp: Path) -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        publish(wc.conn, db, keep=2, before_rename=boom)
+    wc.close()
+    assert db.read_bytes() == old
+    assert kept_copies(db) == before[:1]  # the oldest went while the new file was built
 
 
 def test_publish_failure_leaves_the_old_file(board: Board, r: Any, tmp_path: Path) -> None:
