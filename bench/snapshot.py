@@ -7,12 +7,12 @@ a tick of the ``run`` daemon (which keeps its working copy open between
 ticks) and as a one-shot ``kanban-snapshot now``; the longest Redis stall
 while a full snapshot runs in another process (a PING loop in a third, once
 paced as ``redis-cli --latency`` samples and once back to back, each next to
-the same loop with no snapshot running; and the slowest command in
-SLOWLOG); restore against raw pipelined writes of the same hashes and
+the same loop with no snapshot running, the paced one also during raw
+snapshots; and the slowest command in SLOWLOG); restore against raw pipelined writes of the same hashes and
 histories, and the slowest command of a restore (in another restore:
 SLOWLOG at 0 slows Redis down); the file size.
 
-    python bench/snapshot.py --sizes 1000,10000,100000 [--repeat 3] [--redis-priority]
+    python bench/snapshot.py --sizes 1000,10000,100000 [--repeat 3] [--redis-priority] [--ping-priority]
 
 On a 2-core machine Redis, the snapshot and the PING loop share the cores: a
 command that the kernel preempts lasts a scheduler tick (4 ms on a 250 Hz
@@ -21,14 +21,16 @@ snapshotted redis-server at SCHED_FIFO so that the snapshot's command column
 shows Redis's own work; the PING loops still show what a client sees on the
 shared cores. A back-to-back loop keeps a core busy itself, so with the
 snapshot and Redis there are three busy processes on two cores: its maximum
-is mostly its own wait for a core. (Not the restore's server: a real-time
-Redis that is busy for most of a second is throttled by the kernel for
-50 ms, a stall of its own.)
+is mostly its own wait for a core; ``--ping-priority`` runs the paced loop
+at SCHED_FIFO too, so that it never waits for one. (Not the restore's
+server: a real-time Redis that is busy for most of a second is throttled by
+the kernel for 50 ms, a stall of its own.)
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing as mp
 import os
 import shutil
@@ -36,6 +38,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +71,14 @@ def populate(r: redis.Redis, n: int) -> Board:
     return b
 
 
-def ping_loop(url: str, stop: Any, out: Any, pause: float) -> None:
+def ping_loop(url: str, stop: Any, out: Any, pause: float, realtime: bool) -> None:
     """PING until ``stop``, ``pause`` seconds apart (0: back to back); ``out`` = [max, p99.9] in ms.
 
     The first PING, which opens the connection, is not counted (it took about 2 ms here).
+    ``realtime``: at SCHED_FIFO, so that the loop never waits for a core itself.
     """
+    if realtime:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
     client = redis.Redis.from_url(url)
     client.ping()
     times = []
@@ -86,29 +92,37 @@ def ping_loop(url: str, stop: Any, out: Any, pause: float) -> None:
     out[:] = [times[-1] * 1000, times[min(len(times) - 1, int(len(times) * 0.999))] * 1000]
 
 
-def timed_take(url: str, path: str, took: Any) -> None:
-    """One full snapshot, in a process of its own (as kanban-snapshot runs)."""
+def timed_take(url: str, directory: str, took: Any) -> None:
+    """One full snapshot into ``directory``/kanban.db, in a process of its own (as kanban-snapshot runs)."""
     client = redis.Redis.from_url(url, decode_responses=True)
     t0 = time.perf_counter()
-    take(client, BOARD, Path(path))
+    take(client, BOARD, Path(directory) / "kanban.db")
     took.value = time.perf_counter() - t0
 
 
-def pings(url: str, pause: float, path: Path | None, seconds: float = 0.0) -> tuple[float, float, float]:
-    """(max ms, p99.9 ms, snapshot seconds) of a PING loop in its own process while a full
-    snapshot into ``path`` runs in another (``seconds`` of nothing when ``path`` is None)."""
+def timed_raw(url: str, directory: str, took: Any) -> None:
+    """The raw baseline (:func:`raw_snapshot`) into ``directory``, in a process of its own."""
+    took.value = raw_snapshot(redis.Redis.from_url(url, decode_responses=True), Path(directory))
+
+
+def pings(url: str, pause: float, job: Callable[[str, str, Any], None] | None = None,
+          directory: Path | None = None, seconds: float = 0.0,
+          realtime: bool = False) -> tuple[float, float, float]:
+    """(max ms, p99.9 ms, the job's seconds) of a PING loop in its own process while ``job``
+    (timed_take or timed_raw) writes into ``directory`` in another (``seconds`` of nothing
+    when there is no job)."""
     stop, times, took = mp.Event(), mp.Array("d", 2), mp.Value("d", 0.0)
-    pinger = mp.Process(target=ping_loop, args=(url, stop, times, pause))
+    pinger = mp.Process(target=ping_loop, args=(url, stop, times, pause, realtime))
     pinger.start()
     time.sleep(0.2)
-    if path is None:
+    if job is None or directory is None:
         time.sleep(seconds)
     else:
-        path.parent.mkdir()
-        snap = mp.Process(target=timed_take, args=(url, str(path), took))
-        snap.start()
-        snap.join()
-        assert snap.exitcode == 0, snap.exitcode
+        directory.mkdir()
+        worker = mp.Process(target=job, args=(url, str(directory), took))
+        worker.start()
+        worker.join()
+        assert worker.exitcode == 0, worker.exitcode
     stop.set()
     pinger.join()
     return times[0], times[1], took.value
@@ -182,7 +196,7 @@ def prioritize(r: redis.Redis) -> None:
     os.sched_setscheduler(int(r.info("server")["process_id"]), os.SCHED_FIFO, os.sched_param(1))
 
 
-def bench(url: str, n: int, repeat: int = 1) -> dict[str, Any]:
+def bench(url: str, n: int, repeat: int = 1, realtime_ping: bool = False) -> dict[str, Any]:
     """The figures for a board of ``n`` tasks; raw, full, incremental, raw restore and restore are
     each the fastest of ``repeat`` runs (every full snapshot into an empty directory, every restore
     onto an empty server that has to load its scripts)."""
@@ -201,26 +215,30 @@ def bench(url: str, n: int, repeat: int = 1) -> dict[str, Any]:
             fulls.append(time.perf_counter() - t0)
         out["full"] = min(fulls)
         db = directory / "full-0" / "kanban.db"
-        # the stall, in further full snapshots (into other files, by another process), seen
-        # by a PING loop in a third process: paced (a PING every PING_PAUSE s, as
+        # the stall, in further full snapshots (into other directories, by another process),
+        # seen by a PING loop in a third process: paced (a PING every PING_PAUSE s, as
         # `redis-cli --latency` samples; the worst of `repeat` snapshots) and back to back
-        # (which keeps a core busy itself; once); each next to the same loop as long again
-        # with no snapshot running
+        # (which keeps a core busy itself; once); the paced loop also during as many raw
+        # snapshots (the same reads and writes done the plainest way) and as long again
+        # with nothing running
+        stalls = (directory / f"stall-{i}" for i in itertools.count())
         r.config_set("slowlog-max-len", 1_000_000)
         r.config_set("slowlog-log-slower-than", 0)
         r.slowlog_reset()
-        paced = [pings(url, PING_PAUSE, directory / "paced-0" / "kanban.db")]
+        paced = [pings(url, PING_PAUSE, timed_take, next(stalls), realtime=realtime_ping)]
         out["cmd_max_ms"], out["cmd_p999_ms"], out["cmd_max_name"] = command_times(r)  # of the first
         r.config_set("slowlog-log-slower-than", 10000)
-        paced += [pings(url, PING_PAUSE, directory / f"paced-{i}" / "kanban.db") for i in range(1, repeat)]
+        paced += [pings(url, PING_PAUSE, timed_take, next(stalls), realtime=realtime_ping)
+                  for _ in range(1, repeat)]
+        raw_paced = [pings(url, PING_PAUSE, timed_raw, next(stalls), realtime=realtime_ping) for _ in range(repeat)]
         seconds = max(p[2] for p in paced)
-        idle = [pings(url, PING_PAUSE, None, seconds) for _ in range(repeat)]
-        out["ping"] = (max(p[0] for p in paced), max(p[1] for p in paced))
-        out["ping_idle"] = (max(p[0] for p in idle), max(p[1] for p in idle))
-        out["busy_ping"] = pings(url, 0, directory / "busy" / "kanban.db")[0]
-        out["busy_ping_idle"] = pings(url, 0, None, seconds)[0]
-        for extra in [*(directory / f"paced-{i}" for i in range(repeat)), directory / "busy"]:
-            shutil.rmtree(extra)
+        idle = [pings(url, PING_PAUSE, seconds=seconds, realtime=realtime_ping) for _ in range(repeat)]
+        for key, runs in (("ping", paced), ("ping_raw", raw_paced), ("ping_idle", idle)):
+            out[key] = (max(p[0] for p in runs), max(p[1] for p in runs))
+        out["busy_ping"] = pings(url, 0, timed_take, next(stalls))[0]
+        out["busy_ping_idle"] = pings(url, 0, seconds=seconds)[0]
+        for stall_dir in directory.glob("stall-*"):
+            shutil.rmtree(stall_dir)
         os.sync()  # their writeback would slow the incremental snapshots' fsyncs down
         # incremental, two ways: a tick of the run daemon (its Snapshotter kept between
         # ticks) and a one-shot `kanban-snapshot now` (opens and closes everything)
@@ -279,9 +297,14 @@ def main() -> None:
                              "one's fastest (for a busy machine); the paced PING loop's stall is the worst of as many")
     parser.add_argument("--redis-priority", action="store_true",
                         help="run the snapshotted redis-server at SCHED_FIFO (root): command times without preemption")
+    parser.add_argument("--ping-priority", action="store_true",
+                        help="run the paced PING loop at SCHED_FIFO (root): with --redis-priority, its figures are "
+                             "what Redis itself does to a client that never waits for a core")
     args = parser.parse_args()
+    if args.ping_priority and os.geteuid() != 0:
+        sys.exit("--ping-priority needs root (SCHED_FIFO)")
     print("| tasks | raw s | full s | full/raw | incr s: tick / now | incr/full: tick / now "
-          "| PING max / p99.9 ms, paced (idle) | PING max ms, back to back (idle) | cmd max / p99.9 ms | raw restore s | restore s | restore/raw | restore cmd max / p99.9 ms | file MB |")
+          "| PING max / p99.9 ms, paced: snapshot; raw; idle | PING max ms, back to back (idle) | cmd max / p99.9 ms | raw restore s | restore s | restore/raw | restore cmd max / p99.9 ms | file MB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     with RedisServer() as server:
         if args.redis_priority:
@@ -290,11 +313,12 @@ def main() -> None:
             except PermissionError:
                 sys.exit("--redis-priority needs root (SCHED_FIFO)")
         for n in (int(s) for s in args.sizes.split(",")):
-            o = bench(server.url, n, args.repeat)
+            o = bench(server.url, n, args.repeat, args.ping_priority)
             print(f"| {n:,} | {o['raw']:.2f} | {o['full']:.2f} | {o['full'] / o['raw']:.2f} | "
                   f"{o['incremental']:.4f} / {o['incremental_now']:.4f} | "
                   f"{o['incremental'] / o['full']:.3f} / {o['incremental_now'] / o['full']:.3f} | "
-                  f"{o['ping'][0]:.1f} / {o['ping'][1]:.1f} ({o['ping_idle'][0]:.1f} / {o['ping_idle'][1]:.1f}) | "
+                  f"{o['ping'][0]:.1f} / {o['ping'][1]:.1f}; {o['ping_raw'][0]:.1f} / {o['ping_raw'][1]:.1f}; "
+                  f"{o['ping_idle'][0]:.1f} / {o['ping_idle'][1]:.1f} | "
                   f"{o['busy_ping']:.1f} ({o['busy_ping_idle']:.1f}) | "
                   f"{o['cmd_max_ms']:.1f} {o['cmd_max_name']} / {o['cmd_p999_ms']:.2f} | "
                   f"{o['raw_restore']:.2f} | {o['restore']:.2f} | "
