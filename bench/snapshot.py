@@ -132,8 +132,8 @@ def raw_snapshot(r: redis.Redis, directory: Path) -> float:
     """Pipelined read of every task hash, one bulk insert, fsync, rename."""
     keys = Board(r, BOARD).keys
     t0 = time.perf_counter()
-    ids = r.zrange(keys.tasks, 0, -1)
-    rows = []
+    ids: list[str] = r.zrange(keys.tasks, 0, -1)  # type: ignore[assignment]  # decode_responses
+    rows: list[tuple[Any, ...]] = []
     for start in range(0, len(ids), 500):
         pipe = r.pipeline(transaction=False)
         for tid in ids[start:start + 500]:
@@ -155,8 +155,8 @@ def raw_snapshot(r: redis.Redis, directory: Path) -> float:
 def raw_restore(r: redis.Redis, source: redis.Redis) -> float:
     """Pipelined HSET of every task hash and RPUSH of its history (no indexes, no checks)."""
     keys = Board(source, BOARD).keys
-    ids = source.zrange(keys.tasks, 0, -1)
-    data = []
+    ids: list[str] = source.zrange(keys.tasks, 0, -1)  # type: ignore[assignment]  # decode_responses
+    data: list[tuple[str, Any, Any]] = []
     for start in range(0, len(ids), 500):
         pipe = source.pipeline(transaction=False)
         for tid in ids[start:start + 500]:

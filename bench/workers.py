@@ -55,7 +55,7 @@ def _workers(cmds: list[list[str]], url: str) -> None:
             raise SystemExit(f"{' '.join(p.args)} exited {p.returncode}: {err.decode()[-2000:]}")  # type: ignore[arg-type]
 
 
-def _measure(url: str, submit: Callable[[], None], cmds: list[list[str]]) -> tuple[float, float]:
+def _measure(url: str, submit: Callable[[], object], cmds: list[list[str]]) -> tuple[float, float]:
     """(wall seconds, CPU seconds) from submission until every worker exited."""
     client = redis.Redis.from_url(url)
     cpu, server = _cpu(), _server_cpu(client)
