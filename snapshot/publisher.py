@@ -120,7 +120,8 @@ def publish(source: sqlite3.Connection, db_path: Path, *, keep: int = DEFAULT_KE
         keep: how many earlier snapshots to keep beside ``db_path`` (>= 0).
         current_stamp: the ``taken_at_ms`` of the current ``db_path`` when the caller
             knows it (else it is read from the file), which names its kept copy.
-        fsyncs: where the new file is fsynced while it is checked (a thread
+        fsyncs: where old kept copies are removed while the new file is
+            copied, and the new file is fsynced while it is checked (a thread
             made for this call when None; a caller that publishes again and
             again keeps one: starting a thread costs ~0.2 ms).
         before_rename: test hook, called with the finished temp file.
