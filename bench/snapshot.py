@@ -8,9 +8,10 @@ ticks) and as a one-shot ``kanban-snapshot now``; the longest Redis stall
 while a full snapshot runs in another process (a PING loop in a third, once
 paced as ``redis-cli --latency`` samples and once back to back, each next to
 the same loop with no snapshot running, the paced one also during raw
-snapshots; and the slowest command in SLOWLOG); restore against raw pipelined writes of the same hashes and
-histories, and the slowest command of a restore (in another restore:
-SLOWLOG at 0 slows Redis down); the file size.
+snapshots; and the slowest command in SLOWLOG); restore against raw
+pipelined writes of the same hashes and histories, and the slowest command
+of a restore (in another restore: SLOWLOG at 0 slows Redis down); the file
+size.
 
     python bench/snapshot.py --sizes 1000,10000,100000 [--repeat 3] [--redis-priority] [--ping-priority]
 
@@ -307,7 +308,8 @@ def main() -> None:
     if args.ping_priority and os.geteuid() != 0:
         sys.exit("--ping-priority needs root (SCHED_FIFO)")
     print("| tasks | raw s | full s | full/raw | incr s: tick / now | incr/full: tick / now "
-          "| PING max / p99.9 ms, paced: snapshot; raw; idle | PING max ms, back to back (idle) | cmd max / p99.9 ms | raw restore s | restore s | restore/raw | restore cmd max / p99.9 ms | file MB |")
+          "| PING max / p99.9 ms, paced: snapshot; raw; idle | PING max ms, back to back (idle) "
+          "| cmd max / p99.9 ms | raw restore s | restore s | restore/raw | restore cmd max / p99.9 ms | file MB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     with RedisServer() as server:
         if args.redis_priority:
