@@ -57,8 +57,9 @@ def _preamble() -> str:
     )
     lines = [
         f"local E = {{{codes}}}",
-        f"local LOG_MAXLEN = {LOG_MAXLEN}",
-        f"local BATCH = {BATCH}",
+        "-- numbers Redis is passed as text: it formats each Lua number with %.17g, on every call",
+        f"local LOG_MAXLEN = '{LOG_MAXLEN}'",
+        f"local BATCH = '{BATCH}'",
         f"local MOVES = {{{moves}}}",
         "-- set at the start of every call (see the registrations at the end)",
         "local KEYS, ARGV, PREFIX, " + ", ".join(f"K_{name.upper()}" for name in SCRIPT_KEYS),

@@ -16,7 +16,7 @@ local id = ARGV[3]
 local t, err = check_claim(id, ARGV[4])
 if not t then return err end
 local ttl = tonumber(ARGV[5] ~= '' and ARGV[5] or t.claim_ttl)
-local expires = NOW + ttl
-redis.call('HSET', key_task(id), 'claim_expires_at', expires, 'heartbeat_at', NOW, 'claim_ttl', ttl)
+local expires = string.format('%d', NOW + ttl)
+redis.call('HSET', key_task(id), 'claim_expires_at', expires, 'heartbeat_at', NOW_S, 'claim_ttl', string.format('%d', ttl))
 redis.call('ZADD', K_LEASES, expires, id)
 return {0, expires}

@@ -16,7 +16,7 @@ local function claim_head(lane, token, worker, ttl_ms, woke)
     'claim_ttl', string.format('%d', ttl_ms))
   record(id, rev, 'claimed', {attempt = attempts, worker = worker, token = token})
   if woke and redis.call('ZCARD', key_ready(lane)) > 0 then
-    redis.call('ZADD', key_signal(lane), 0, 'm')
+    redis.call('ZADD', key_signal(lane), '0', 'm')
   end
   return id
 end

@@ -3,7 +3,7 @@
 
 -- Scheduled tasks whose not_before has passed become ready; returns the count.
 local function promote_due(limit)
-  local ids = redis.call('ZRANGEBYSCORE', K_SCHEDULED, '-inf', NOW_S, 'LIMIT', 0, limit)
+  local ids = redis.call('ZRANGEBYSCORE', K_SCHEDULED, '-inf', NOW_S, 'LIMIT', '0', limit)
   for _, id in ipairs(ids) do
     local t = load(id)
     local rev = touch(id)
@@ -16,7 +16,7 @@ end
 -- Running tasks whose lease expired go back to ready, or to blocked once
 -- attempts reached max_attempts; returns the count.
 local function reclaim_expired(limit)
-  local ids = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', NOW_S, 'LIMIT', 0, limit)
+  local ids = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', NOW_S, 'LIMIT', '0', limit)
   for _, id in ipairs(ids) do
     local t = load(id)
     local rev = touch(id)
@@ -38,7 +38,7 @@ end
 local function next_wake()
   local first = nil
   for _, key in ipairs({K_SCHEDULED, K_LEASES}) do
-    local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    local head = redis.call('ZRANGE', key, '0', '0', 'WITHSCORES')
     if #head > 0 then
       local d = tonumber(head[2]) - NOW
       if not first or d < first then first = d end

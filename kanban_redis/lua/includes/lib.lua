@@ -198,7 +198,7 @@ local function place(id, t, rev, add)
   if s == 'ready' then
     local lane = lane_of(t)
     add(key_ready(lane), ready_score(t.priority, rev), id)
-    add(key_signal(lane), 0, 'm')
+    add(key_signal(lane), '0', 'm')
   elseif s == 'scheduled' then
     add(K_SCHEDULED, t.not_before, id)
   elseif s == 'running' then
