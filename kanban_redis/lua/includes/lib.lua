@@ -18,6 +18,7 @@
 -- loaded once and its functions run one at a time, so these are safe to share).
 local NOW, NOW_S
 local cache, pending, pending_ids, touched_ids, touched, history, last_seq
+local signalled  -- lane -> true once this call set the lane's wake-up signal (a table from the first)
 
 -- Starts a call: the time (formatted once: turning a Lua number into a string
 -- costs thousands of instructions and NOW is written many times per script)
@@ -33,7 +34,7 @@ local function begin()
   end
   cache, pending, pending_ids = {}, {}, {}
   touched_ids, touched, history = {}, {}, {}
-  last_seq = nil
+  last_seq, signalled = nil, nil
 end
 
 local function fail(code, detail)
@@ -201,7 +202,13 @@ local function place(id, t, rev, add)
   if s == 'ready' then
     local lane = lane_of(t)
     add(key_ready(lane), ready_score(t.priority, rev), id)
-    add(key_signal(lane), '0', 'm')
+    -- once per lane and call: the signal is one member that only claimers remove,
+    -- so a second ZADD in the same call changes nothing (create_many: one per batch)
+    signalled = signalled or {}
+    if not signalled[lane] then
+      signalled[lane] = true
+      add(key_signal(lane), '0', 'm')
+    end
   elseif s == 'scheduled' then
     add(K_SCHEDULED, t.not_before, id)
   elseif s == 'running' then
