@@ -181,6 +181,29 @@ def test_blocking_claim_returns_when_a_task_arrives(board: Board) -> None:
     assert time.monotonic() - start < 10  # woken by the task, long before the 30 s timeout
 
 
+def test_create_many_wakes_a_blocked_claimer_in_every_lane_it_fills(board: Board) -> None:
+    claims: dict[str, Claim | None] = {}
+
+    def wait(lane: str) -> None:
+        claims[lane] = board.claim(assignee=lane, worker=f"w-{lane}", block=30)
+
+    waiters = [threading.Thread(target=wait, args=(lane,)) for lane in ("a", "b")]
+    for w in waiters:
+        w.start()
+    time.sleep(0.3)  # both blocked on their lane's signal
+    start = time.monotonic()
+    board.create_many([{"title": "a1", "assignee": "a"}, {"title": "b1", "assignee": "b"},
+                       {"title": "a2", "assignee": "a"}, {"title": "b2", "assignee": "b"}])
+    for w in waiters:
+        w.join()
+    assert time.monotonic() - start < 10  # woken by the batch, long before the 30 s timeout
+    assert {lane: c.task.title if c else None for lane, c in claims.items()} == {"a": "a1", "b": "b1"}
+    # one more task waits in each lane, and so does a signal for its next claimer
+    for lane in ("a", "b"):
+        c = board.claim(assignee=lane, worker="w", block=5)
+        assert c is not None and c.task.title == f"{lane}2"
+
+
 def test_blocking_claim_times_out_with_none(board: Board) -> None:
     start = time.monotonic()
     assert board.claim(assignee="q", worker="w", block=0.3) is None
