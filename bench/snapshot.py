@@ -216,6 +216,35 @@ def bench(url: str, n: int, repeat: int = 1, realtime_ping: bool = False) -> dic
             fulls.append(time.perf_counter() - t0)
         out["full"] = min(fulls)
         db = directory / "full-0" / "kanban.db"
+        os.sync()  # the full snapshots' writeback would slow the incremental snapshots' fsyncs down
+        # incremental, two ways: a tick of the run daemon (its Snapshotter kept between
+        # ticks) and a one-shot `kanban-snapshot now` (opens and closes everything), in
+        # that order and not interleaved: the lock lets only one of them at a file at a
+        # time, and a tick after a `now` would find a kanban.db it did not publish; both
+        # before the stall runs, whose snapshots leave fsync slower for a while after them
+        # the ticker publishes once before it is timed, as a daemon has after its first tick
+        # (working copy open, fsync thread started, log trimmed, published file's meta known)
+        ticker = Snapshotter(r, BOARD, db)
+        board.comment("1", author="bench", body="warm-up")
+        assert ticker.take().mode == "incremental"
+        rounds = itertools.count()
+
+        def incremental(snap: Callable[[], Any]) -> float:
+            """The fastest of ``repeat`` snapshots, each after 1% of the tasks changed."""
+            times = []
+            for _ in range(repeat):
+                flip = next(rounds) % 2  # ready -> todo, then back
+                for i in range(0, n, 100):
+                    board.move(str(i + 1), "todo" if flip == 0 else "ready")
+                t0 = time.perf_counter()
+                inc = snap()
+                times.append(time.perf_counter() - t0)
+                assert inc.mode == "incremental", inc
+            return min(times)
+
+        out["incremental"] = incremental(ticker.take)
+        ticker.close()  # a `now` opens the working copy alone, as it does next to a stopped daemon
+        out["incremental_now"] = incremental(lambda: take(r, BOARD, db))
         # the stall, in further full snapshots (into other directories, by another process),
         # seen by a PING loop in a third process: paced (a PING every PING_PAUSE s, as
         # `redis-cli --latency` samples; the worst of `repeat` snapshots) and back to back
@@ -240,34 +269,6 @@ def bench(url: str, n: int, repeat: int = 1, realtime_ping: bool = False) -> dic
         out["busy_ping_idle"] = pings(url, 0, seconds=seconds)[0]
         for stall_dir in directory.glob("stall-*"):
             shutil.rmtree(stall_dir)
-        os.sync()  # their writeback would slow the incremental snapshots' fsyncs down
-        # incremental, two ways: a tick of the run daemon (its Snapshotter kept between
-        # ticks) and a one-shot `kanban-snapshot now` (opens and closes everything), in
-        # that order and not interleaved: the lock lets only one of them at a file at a
-        # time, and a tick after a `now` would find a kanban.db it did not publish
-        # the ticker publishes once before it is timed, as a daemon has after its first tick
-        # (working copy open, fsync thread started, log trimmed, published file's meta known)
-        ticker = Snapshotter(r, BOARD, db)
-        board.comment("1", author="bench", body="warm-up")
-        assert ticker.take().mode == "incremental"
-        rounds = itertools.count()
-
-        def incremental(snap: Callable[[], Any]) -> float:
-            """The fastest of ``repeat`` snapshots, each after 1% of the tasks changed."""
-            times = []
-            for _ in range(repeat):
-                flip = next(rounds) % 2  # ready -> todo, then back
-                for i in range(0, n, 100):
-                    board.move(str(i + 1), "todo" if flip == 0 else "ready")
-                t0 = time.perf_counter()
-                inc = snap()
-                times.append(time.perf_counter() - t0)
-                assert inc.mode == "incremental", inc
-            return min(times)
-
-        out["incremental"] = incremental(ticker.take)
-        ticker.close()  # a `now` opens the working copy alone, as it does next to a stopped daemon
-        out["incremental_now"] = incremental(lambda: take(r, BOARD, db))
         out["size_mb"] = db.stat().st_size / 1e6
         with RedisServer() as other:
             target = redis.Redis.from_url(other.url, decode_responses=True)
