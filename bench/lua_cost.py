@@ -13,8 +13,11 @@ machine is doing. Workloads, each against the same baseline in the same run:
                   one command issued from Lua is a twentieth of the excess)
     create        Board.create
     claim+complete  Board.claim then Board.complete
+    create_many   Board.create_many of 100 tasks, per task (N a multiple of 100)
+    complete+next  Board.complete(claim_next=True), per call: with create_many,
+                  the batched lifecycle of bench/claims.py
 
-Usage: .venv/bin/python bench/lua_cost.py [--calls 200]
+Usage: .venv/bin/python bench/lua_cost.py [--calls 200]   (a multiple of 100)
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ import redis
 
 from kanban_redis import Board
 from kanban_redis.local import find_server, free_port
+
+
+#: Tasks per create_many in the create_many workload.
+BATCH = 100
 
 
 def drive(port: int, workload: str, calls: int, prefill: int) -> None:
@@ -61,12 +68,19 @@ def drive(port: int, workload: str, calls: int, prefill: int) -> None:
     elif workload == "create":
         for _ in range(calls + 1):
             board.create("t", assignee="l")
+    elif workload == "create_many":
+        for _ in range(calls // BATCH + 1):
+            board.create_many([{"title": "t", "assignee": "l"}] * BATCH)
     else:  # the same prefill in both runs, so creating cancels out
         board.create_many([{"title": "t", "assignee": "l"}] * prefill)
+        c = board.claim(assignee="l", worker="w")
         for _ in range(calls + 1):
-            c = board.claim(assignee="l", worker="w")
             assert c is not None
-            board.complete(c.id, c.token)
+            if workload == "complete+next":
+                c = board.complete(c.id, c.token, claim_next=True)[1]
+            else:
+                board.complete(c.id, c.token)
+                c = board.claim(assignee="l", worker="w")
     r.shutdown(nosave=True)
 
 
@@ -91,15 +105,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=200)
     args = parser.parse_args()
+    if args.calls % BATCH:
+        parser.error(f"--calls must be a multiple of {BATCH}")
     if not shutil.which("valgrind") or not find_server():
         print("needs valgrind and redis-server", file=sys.stderr)
         return 2
     n = args.calls
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for workload in ("trivial", "trivial fcall", "20 calls", "create", "claim+complete"):
-            small = instructions(workload, n, 3 * n + 1, Path(tmp) / "a.out")
-            large = instructions(workload, 3 * n, 3 * n + 1, Path(tmp) / "b.out")
+        for workload in ("trivial", "trivial fcall", "20 calls", "create", "claim+complete", "create_many",
+                         "complete+next"):
+            small = instructions(workload, n, 3 * n + 2, Path(tmp) / "a.out")
+            large = instructions(workload, 3 * n, 3 * n + 2, Path(tmp) / "b.out")
             results[workload] = (large - small) / (2 * n)
     base = results["trivial"]
     print(f"{'workload':<16}{'instructions/call':>20}{'x trivial EVALSHA':>20}")
@@ -107,6 +124,9 @@ def main() -> int:
         print(f"{workload:<16}{per_call:>20,.0f}{per_call / base:>20.1f}")
     life = results["create"] + results["claim+complete"]
     print(f"lifecycle (create + claim + complete): {life:,.0f} instructions = {life / base:.1f}x a trivial EVALSHA")
+    batched = results["create_many"] + results["complete+next"]
+    print(f"lifecycle, batched (create_many + complete+next): {batched:,.0f} instructions = "
+          f"{batched / base:.1f}x a trivial EVALSHA")
     return 0
 
 
