@@ -198,7 +198,7 @@ def test_create_many_wakes_a_blocked_claimer_in_every_lane_it_fills(board: Board
         w.join()
     assert time.monotonic() - start < 10  # woken by the batch, long before the 30 s timeout
     assert {lane: c.task.title if c else None for lane, c in claims.items()} == {"a": "a1", "b": "b1"}
-    # one more task waits in each lane, and so does a signal for its next claimer
+    # the second task of each lane is still there for the next claimer
     for lane in ("a", "b"):
         c = board.claim(assignee=lane, worker="w", block=5)
         assert c is not None and c.task.title == f"{lane}2"
