@@ -382,12 +382,17 @@ def test_redis_behind_the_snapshot_is_refused(board: Board, r: Any, tmp_path: Pa
         take(r, "t", db)
 
 
+def publish_after_each_change(board: Board, r: Any, db: Path, times: int, keep: int) -> None:
+    """``times`` snapshots of board "t" into ``db``, each after one more change (a comment)."""
+    tid = board.create("x").id
+    for i in range(times):
+        board.comment(tid, author="a", body=str(i))
+        take(r, "t", db, keep=keep)
+
+
 def test_keeps_k_copies_and_leaves_no_temp_files(board: Board, r: Any, tmp_path: Path) -> None:
     db = tmp_path / "kanban.db"
-    tid = board.create("x").id
-    for i in range(8):
-        board.comment(tid, author="a", body=str(i))
-        take(r, "t", db, keep=3)
+    publish_after_each_change(board, r, db, times=8, keep=3)
     copies = kept_copies(db)
     assert len(copies) == 3
     assert [verify(c).seq for c in copies] == sorted((verify(c).seq for c in copies), reverse=True)
@@ -407,7 +412,6 @@ def test_kept_copies_never_exceed_keep_even_while_publishing(board: Board, r: An
     import snapshot.publisher as publisher_mod
 
     db = tmp_path / "kanban.db"
-    tid = board.create("x").id
     at_rename: list[int] = []
     rename = os.rename
 
@@ -416,9 +420,7 @@ def test_kept_copies_never_exceed_keep_even_while_publishing(board: Board, r: An
         rename(src, dst)
 
     monkeypatch.setattr(publisher_mod.os, "rename", counting_rename)
-    for i in range(5):
-        board.comment(tid, author="a", body=str(i))
-        take(r, "t", db, keep=keep)
+    publish_after_each_change(board, r, db, times=5, keep=keep)
     assert at_rename == [min(n, keep) for n in range(5)]
     assert len(kept_copies(db)) == keep and verify(db).ok
 
@@ -426,10 +428,7 @@ def test_kept_copies_never_exceed_keep_even_while_publishing(board: Board, r: An
 def test_publish_failure_leaves_the_old_file_and_one_kept_copy_fewer_never_more(board: Board, r: Any,
                                                                                 tmp_path: Path) -> None:
     db = tmp_path / "kanban.db"
-    tid = board.create("x").id
-    for i in range(4):
-        board.comment(tid, author="a", body=str(i))
-        take(r, "t", db, keep=2)
+    publish_after_each_change(board, r, db, times=4, keep=2)
     before = kept_copies(db)
     old = db.read_bytes()
     wc = WorkingCopy(work_path(db))
