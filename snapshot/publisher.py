@@ -51,7 +51,7 @@ def kept_copies(db_path: Path) -> list[Path]:
     return [p for _, p in sorted(found, reverse=True)]
 
 
-def _fsync_file(path: Path) -> None:
+def fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -147,7 +147,7 @@ def publish(source: sqlite3.Connection, db_path: Path, *, keep: int = DEFAULT_KE
                 dest.close()
             _mark_rollback_journal(temp)
             # the file is complete: it is fsynced while it is checked (the check only reads it)
-            synced = pool.submit(_fsync_file, temp)
+            synced = pool.submit(fsync_file, temp)
             try:
                 verdict = _quick_check(temp)
             finally:

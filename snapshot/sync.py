@@ -12,6 +12,8 @@ entries in (S0, S1] over what was read. A task changed in that window takes
 its state (and its history after S0) from the log; any other task was not
 changed while it was read. The result is the board exactly at S1. When the
 entry S0 was trimmed meanwhile, or the board was replaced, it starts over.
+It fills a new file that replaces the working copy only once it is whole
+(:meth:`~snapshot.writer.WorkingCopy.rebuild`).
 """
 
 from __future__ import annotations
@@ -125,7 +127,7 @@ def _full(reader: BoardReader, wc: WorkingCopy) -> SyncResult:
     for _ in range(FULL_ATTEMPTS):
         h0 = reader.head()
         _ensure_not_restoring(h0)
-        wc.reset()
+        wc.rebuild()
         for page in reader.pages():
             wc.put_tasks(page.states, fresh=True)
             wc.put_events(page.events)

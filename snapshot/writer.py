@@ -4,7 +4,8 @@ Only the snapshotter (holding the lock) opens it. It is never published as
 is: :mod:`snapshot.publisher` copies it to a new file. Each batch of changes
 is one SQLite transaction, so a kill leaves it at some earlier whole state,
 which its ``snapshot_meta`` describes; a working copy that cannot be read is
-simply rebuilt from Redis.
+simply rebuilt from Redis. A full resync fills a new file instead and swaps
+it in whole (:meth:`WorkingCopy.rebuild`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import schema
+from .publisher import fsync_file
 
 #: Outcome of a run per event kind: (run status, outcome). 'claimed' opens a run.
 RUN_ENDS = {
@@ -50,6 +52,11 @@ def work_path(db_path: Path) -> Path:
     return db_path.with_name(f".{db_path.name}.work")
 
 
+def rebuild_path(path: Path) -> Path:
+    """Where a full resync builds the new working copy that replaces ``path``."""
+    return path.with_name(f"{path.name}.new")
+
+
 class WorkingCopy:
     """The working SQLite copy of one board.
 
@@ -59,6 +66,8 @@ class WorkingCopy:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._rebuilding = False
+        rebuild_path(path).unlink(missing_ok=True)  # left by a killed rebuild
         try:
             self.conn = self._open()
         except sqlite3.DatabaseError:
@@ -89,20 +98,43 @@ class WorkingCopy:
         return int(self.meta.get("seq", -1))
 
     def close(self) -> None:
+        """Close the copy; a rebuild not committed yet is dropped."""
         self.conn.close()
+        if self._rebuilding:
+            rebuild_path(self.path).unlink(missing_ok=True)
+            self._rebuilding = False
 
     def discard(self) -> None:
         """Remove the file (and its WAL) so the next open starts empty."""
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            try:
-                os.unlink(f"{self.path}{suffix}")
-            except FileNotFoundError:
-                pass
+        self._remove_journals()
+        self.path.unlink(missing_ok=True)
 
-    def reset(self) -> None:
-        """Empty every table (start of a full resync), inside the open transaction."""
-        for table in ("snapshot_meta", "tasks", "task_links", "task_comments", "task_events", "task_runs"):
-            self.conn.execute(f"DELETE FROM {table}")
+    def _remove_journals(self) -> None:
+        for suffix in ("-wal", "-shm", "-journal"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    def rebuild(self) -> None:
+        """Start the copy over, empty, in a new file that :meth:`commit` puts in its place.
+
+        For a full resync. Emptying the copy in place would write the board
+        three times (the deleted and the new pages into the WAL, then again
+        at the checkpoint); the new file takes it once, with no journal and
+        no syncs: it is fsynced whole before it is renamed over the copy, and
+        a kill or :meth:`rollback` before that leaves the old copy as it was.
+        """
+        self.close()
+        fresh = rebuild_path(self.path)
+        fresh.unlink(missing_ok=True)
+        conn = schema.connect(str(fresh), any_thread=True)
+        try:
+            conn.execute("PRAGMA journal_mode=OFF")
+            conn.execute("PRAGMA synchronous=OFF")
+            schema.create(conn)
+        except sqlite3.DatabaseError:
+            conn.close()
+            raise
+        self.conn = conn
+        self._rebuilding = True
 
     # -- applying ---------------------------------------------------------
 
@@ -172,6 +204,21 @@ class WorkingCopy:
 
     def commit(self) -> None:
         self.conn.commit()
+        if self._rebuilding:
+            fresh = rebuild_path(self.path)
+            self.conn.close()
+            fsync_file(fresh)
+            # a -wal of the old copy must never be read as the new one's (its connection, closed
+            # by rebuild(), checkpointed and removed it: this only matters after a crash)
+            self._remove_journals()
+            os.rename(fresh, self.path)
+            self._rebuilding = False
+            self.conn = self._open()
 
     def rollback(self) -> None:
-        self.conn.rollback()
+        """Undo the open transaction; in a rebuild, drop the new file and reopen the old copy."""
+        if self._rebuilding:
+            self.close()
+            self.conn = self._open()
+        else:
+            self.conn.rollback()

@@ -25,9 +25,9 @@ from snapshot.publisher import kept_copies, publish, temp_prefix
 from snapshot.reader import BoardReader, LogGap
 from snapshot.restore import BoardExists, NoSoundSnapshot, restore
 from snapshot.snapshotter import Snapshotter, WouldClobber, take
-from snapshot.sync import RedisBehind, bring_forward
+from snapshot.sync import CutFailed, RedisBehind, bring_forward
 from snapshot.verify import verify
-from snapshot.writer import WorkingCopy, work_path
+from snapshot.writer import WorkingCopy, rebuild_path, work_path
 
 #: Lease fields change without a seq bump (heartbeats); not board state.
 LEASE = {"claim_expires_at", "heartbeat_at", "claim_token"}
@@ -204,6 +204,112 @@ def test_trimmed_log_falls_back_to_full_resync(board: Board, r: Any, tmp_path: P
         list(BoardReader(r, "t").entries(board.seq - 1))
     out = take(r, "t", db)
     assert out.mode == "full" and snapshot_tasks(db) == redis_tasks(r, "t")
+
+
+def trim_log(board: Board, r: Any) -> None:
+    """Change the board twice and trim its log past the change before: the next take is a full resync."""
+    tid = board.list(limit=1)[0].id
+    board.comment(tid, author="x", body="y")
+    board.comment(tid, author="x", body="z")
+    r.xtrim(board.keys.log, minid=f"{board.seq}-0", approximate=False)
+
+
+def test_a_full_resync_that_fails_midway_leaves_the_working_copy_as_it_was(
+        board: Board, r: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The resync builds a new file: an error (or a kill) before its commit changes nothing."""
+    import snapshot.reader as reader_mod
+
+    monkeypatch.setattr(reader_mod, "TASK_PAGE", 2)
+    populate(board)
+    db = tmp_path / "kanban.db"
+    take(r, "t", db)
+    wc = WorkingCopy(work_path(db))
+    before = (wc.meta, wc.conn.execute("SELECT * FROM tasks ORDER BY id").fetchall())
+    wc.close()
+    trim_log(board, r)
+    original = BoardReader.pages
+
+    def broken(self: BoardReader) -> Any:
+        for page in original(self):
+            yield page
+            raise redis.ConnectionError("gone after one page")
+
+    monkeypatch.setattr(BoardReader, "pages", broken)
+    with pytest.raises(redis.ConnectionError):
+        take(r, "t", db)
+    assert not rebuild_path(work_path(db)).exists()
+    wc = WorkingCopy(work_path(db))
+    assert (wc.meta, wc.conn.execute("SELECT * FROM tasks ORDER BY id").fetchall()) == before
+    wc.close()
+    monkeypatch.setattr(BoardReader, "pages", original)
+    out = take(r, "t", db)
+    assert out.mode == "full" and snapshot_tasks(db) == redis_tasks(r, "t")
+
+
+def test_a_board_replaced_during_a_full_resync_is_read_again(board: Board, r: Any, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import snapshot.reader as reader_mod
+
+    monkeypatch.setattr(reader_mod, "TASK_PAGE", 2)
+    for i in range(5):
+        board.create(f"old {i}")
+    original = BoardReader.pages
+    reads = []
+
+    def replacing(self: BoardReader) -> Any:
+        reads.append(1)
+        for page in original(self):
+            yield page
+            if len(reads) == 1:  # the first read: the board is replaced after its first page
+                r.flushdb()
+                Board(r, "t").create("the new board's task")
+                return
+
+    monkeypatch.setattr(BoardReader, "pages", replacing)
+    wc = WorkingCopy(tmp_path / "work.db")
+    result = bring_forward(BoardReader(r, "t"), wc)
+    titles = [row[0] for row in wc.conn.execute("SELECT title FROM tasks")]
+    wc.close()
+    assert result.mode == "full" and len(reads) == 2
+    assert titles == ["the new board's task"] and not rebuild_path(tmp_path / "work.db").exists()
+
+
+def test_a_board_that_cannot_be_cut_leaves_the_working_copy_as_it_was(board: Board, r: Any, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import snapshot.reader as reader_mod
+
+    monkeypatch.setattr(reader_mod, "TASK_PAGE", 2)
+    for i in range(5):
+        board.create(f"old {i}")
+    wc = WorkingCopy(tmp_path / "work.db")
+    bring_forward(BoardReader(r, "t"), wc)
+    before = wc.meta
+    trim_log(board, r)
+    original = BoardReader.pages
+
+    def replacing(self: BoardReader) -> Any:
+        for page in original(self):
+            yield page
+            r.flushdb()  # every read: the board is replaced after its first page
+            Board(r, "t").create("a new board's task")
+            return
+
+    monkeypatch.setattr(BoardReader, "pages", replacing)
+    with pytest.raises(CutFailed):
+        bring_forward(BoardReader(r, "t"), wc)
+    assert wc.meta == before and not rebuild_path(tmp_path / "work.db").exists()
+    wc.close()
+
+
+def test_a_rebuild_left_by_a_kill_is_removed(board: Board, r: Any, tmp_path: Path) -> None:
+    db = tmp_path / "kanban.db"
+    tid = board.create("x").id
+    take(r, "t", db)
+    rebuild_path(work_path(db)).write_bytes(b"half a rebuild")
+    board.comment(tid, author="a", body="b")
+    out = take(r, "t", db)
+    assert out.mode == "incremental" and snapshot_tasks(db) == redis_tasks(r, "t")
+    assert not rebuild_path(work_path(db)).exists()
 
 
 def test_a_small_change_is_read_with_the_head_in_one_round_trip(board: Board, r: Any, tmp_path: Path,
@@ -416,7 +522,8 @@ def test_kept_copies_never_exceed_keep_even_while_publishing(board: Board, r: An
     rename = os.rename
 
     def counting_rename(src: Path, dst: Path) -> None:
-        at_rename.append(len(kept_copies(db)))
+        if Path(dst) == db:  # (not the working copy's rebuild, the first time)
+            at_rename.append(len(kept_copies(db)))
         rename(src, dst)
 
     monkeypatch.setattr(publisher_mod.os, "rename", counting_rename)
@@ -459,7 +566,7 @@ def test_a_failed_check_waits_for_the_fsync_before_removing_the_file(board: Boar
     def bad_check(path: Path) -> str:
         raise sqlite3.DatabaseError("database disk image is malformed")
 
-    monkeypatch.setattr(publisher_mod, "_fsync_file", slow_fsync)
+    monkeypatch.setattr(publisher_mod, "fsync_file", slow_fsync)
     monkeypatch.setattr(publisher_mod, "_quick_check", bad_check)
     wc = WorkingCopy(work_path(db))
     with ThreadPoolExecutor(1) as fsyncs:

@@ -22,6 +22,7 @@ from snapshot.cli import Exit
 from snapshot.lock import read_holder
 from snapshot.publisher import kept_copies, temp_prefix
 from snapshot.verify import verify
+from snapshot.writer import rebuild_path, work_path
 
 pytestmark = pytest.mark.slow
 
@@ -146,6 +147,9 @@ def test_kill_9_at_random_moments_leaves_a_sound_file(redis_url: str, real_redis
         while Board(real_redis, "t").seq < 50 and time.monotonic() < deadline:  # writers are up
             time.sleep(0.05)
         for i in range(22):
+            if i % 4 == 1:  # the working copy lost: this run rebuilds it in full (and may be killed doing it)
+                for p in tmp_path.glob(work_path(db).name + "*"):
+                    p.unlink()
             launcher.stdin.write("run --interval 0.01 --keep 3\n")
             launcher.stdin.flush()
             pid = int(launcher.stdout.readline())
@@ -156,7 +160,7 @@ def test_kill_9_at_random_moments_leaves_a_sound_file(redis_url: str, real_redis
                 before, deadline = verify(db).seq, time.monotonic() + 15
                 while verify(db).seq == before and time.monotonic() < deadline:
                     time.sleep(0.01)
-            time.sleep(rng.uniform(0.0, 0.5))
+            time.sleep(rng.uniform(0.0, 0.05 if i % 4 == 1 else 0.5))  # (a rebuild takes a few ms)
             os.kill(pid, signal.SIGKILL)
             assert int(launcher.stdout.readline()) == signal.SIGKILL
             if db.exists():
@@ -185,3 +189,4 @@ def test_kill_9_at_random_moments_leaves_a_sound_file(redis_url: str, real_redis
         assert proc.wait(timeout=20) == 0
     assert verify(db).seq == final
     assert not list(tmp_path.glob(temp_prefix(db) + "*")) and len(kept_copies(db)) <= 3
+    assert not rebuild_path(work_path(db)).exists()
