@@ -11,7 +11,8 @@ the same loop with no snapshot running, the paced one also during raw
 snapshots; and the slowest command in SLOWLOG); restore against raw
 pipelined writes of the same hashes and histories, and the slowest command
 of a restore (in another restore: SLOWLOG at 0 slows Redis down); the file
-size.
+size, and how much a full snapshot writes to disk (working copy and
+published file; Linux's /proc/self/io).
 
     python bench/snapshot.py --sizes 1000,10000,100000 [--repeat 3] [--redis-priority] [--ping-priority]
 
@@ -192,6 +193,12 @@ def command_times(r: redis.Redis) -> tuple[float, float, str]:
     return entries[-1]["duration"] / 1000, p999 / 1000, _command_name(entries[-1])
 
 
+def written_bytes() -> int:
+    """Bytes this process has written to storage so far (write_bytes in /proc/self/io)."""
+    with open("/proc/self/io") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("write_bytes:"))
+
+
 def prioritize(r: redis.Redis) -> None:
     """Run the server at real-time priority: the kernel no longer preempts it for the bench's processes."""
     os.sched_setscheduler(int(r.info("server")["process_id"]), os.SCHED_FIFO, os.sched_param(1))
@@ -208,13 +215,15 @@ def bench(url: str, n: int, repeat: int = 1, realtime_ping: bool = False) -> dic
     with tempfile.TemporaryDirectory(dir=Path.home()) as d:
         directory = Path(d)
         out["raw"] = min(raw_snapshot(r, directory) for _ in range(repeat))
-        fulls = []
+        fulls, writes = [], []
         for i in range(repeat):
             (directory / f"full-{i}").mkdir()
-            t0 = time.perf_counter()
+            w0, t0 = written_bytes(), time.perf_counter()
             take(r, BOARD, directory / f"full-{i}" / "kanban.db")
             fulls.append(time.perf_counter() - t0)
+            writes.append(written_bytes() - w0)
         out["full"] = min(fulls)
+        out["written_mb"] = min(writes) / 1e6
         db = directory / "full-0" / "kanban.db"
         os.sync()  # the full snapshots' writeback would slow the incremental snapshots' fsyncs down
         # incremental, two ways: a tick of the run daemon (its Snapshotter kept between
@@ -316,8 +325,9 @@ def main() -> None:
         sys.exit("--ping-priority needs root (SCHED_FIFO)")
     print("| tasks | raw s | full s | full/raw | incr s: tick / now | incr/full: tick / now "
           "| PING max / p99.9 ms, paced: snapshot; raw; idle | PING max ms, back to back (idle) "
-          "| cmd max / p99.9 ms | raw restore s | restore s | restore/raw | restore cmd max / p99.9 ms | file MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| cmd max / p99.9 ms | raw restore s | restore s | restore/raw | restore cmd max / p99.9 ms | file MB "
+          "| full snapshot writes MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     with RedisServer() as server:
         if args.redis_priority:
             try:
@@ -336,7 +346,7 @@ def main() -> None:
                   f"{o['raw_restore']:.2f} | {o['restore']:.2f} | "
                   f"{o['restore'] / o['raw_restore']:.2f} | "
                   f"{o['restore_cmd_max_ms']:.1f} {o['restore_cmd_max_name']} / {o['restore_cmd_p999_ms']:.2f} | "
-                  f"{o['size_mb']:.1f} |", flush=True)
+                  f"{o['size_mb']:.1f} | {o['written_mb']:.1f} |", flush=True)
 
 if __name__ == "__main__":
     main()
