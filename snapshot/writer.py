@@ -61,18 +61,25 @@ class WorkingCopy:
     """The working SQLite copy of one board.
 
     Args:
-        path: the working file; created with the schema when missing or unreadable.
+        path: the working file; when missing or unreadable, the copy starts empty
+            (and the file is written at the first commit).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._rebuilding = False
         rebuild_path(path).unlink(missing_ok=True)  # left by a killed rebuild
-        try:
-            self.conn = self._open()
-        except sqlite3.DatabaseError:
-            self.discard()
-            self.conn = self._open()
+        self._start()
+
+    def _start(self) -> None:
+        """Open the copy; one that is missing or unreadable starts as a :meth:`rebuild` (nothing in it to keep)."""
+        if self.path.exists():
+            try:
+                self.conn = self._open()
+                return
+            except sqlite3.DatabaseError:
+                self.discard()
+        self._new_file()
 
     def _open(self) -> sqlite3.Connection:
         # the run daemon keeps it open across ticks, which run on the scheduler's threads one at a time
@@ -122,7 +129,12 @@ class WorkingCopy:
         no syncs: it is fsynced whole before it is renamed over the copy, and
         a kill or :meth:`rollback` before that leaves the old copy as it was.
         """
+        if self._rebuilding and self.conn.total_changes == 0:
+            return  # already a new, empty file
         self.close()
+        self._new_file()
+
+    def _new_file(self) -> None:
         fresh = rebuild_path(self.path)
         fresh.unlink(missing_ok=True)
         conn = schema.connect(str(fresh), any_thread=True)
@@ -219,6 +231,6 @@ class WorkingCopy:
         """Undo the open transaction; in a rebuild, drop the new file and reopen the old copy."""
         if self._rebuilding:
             self.close()
-            self.conn = self._open()
+            self._start()
         else:
             self.conn.rollback()
