@@ -24,7 +24,9 @@ shows Redis's own work; the PING loops still show what a client sees on the
 shared cores. A back-to-back loop keeps a core busy itself, so with the
 snapshot and Redis there are three busy processes on two cores: its maximum
 is mostly its own wait for a core; ``--ping-priority`` runs the paced loop
-at SCHED_FIFO too, so that it never waits for one. (Not the restore's
+at SCHED_FIFO too, so that it never waits for one. The snapshot's process
+runs at nice 10 as ``kanban-snapshot`` does, and so does the raw one's, so
+that the stall columns compare how Redis is read, not priorities. (Not the restore's
 server: a real-time Redis that is busy for most of a second is throttled by
 the kernel for 50 ms, a stall of its own.)
 """
@@ -52,6 +54,7 @@ import redis  # noqa: E402
 from kanban_redis import Board  # noqa: E402
 from kanban_redis.local import RedisServer  # noqa: E402
 from snapshot import schema  # noqa: E402
+from snapshot.priority import run_in_background  # noqa: E402
 from snapshot.restore import restore  # noqa: E402
 from snapshot.snapshotter import Snapshotter, take  # noqa: E402
 
@@ -96,6 +99,7 @@ def ping_loop(url: str, stop: Any, out: Any, pause: float, realtime: bool) -> No
 
 def timed_take(url: str, directory: str, took: Any) -> None:
     """One full snapshot into ``directory``/kanban.db, in a process of its own (as kanban-snapshot runs)."""
+    run_in_background()
     client = redis.Redis.from_url(url, decode_responses=True)
     t0 = time.perf_counter()
     take(client, BOARD, Path(directory) / "kanban.db")
@@ -103,7 +107,9 @@ def timed_take(url: str, directory: str, took: Any) -> None:
 
 
 def timed_raw(url: str, directory: str, took: Any) -> None:
-    """The raw baseline (:func:`raw_snapshot`) into ``directory``, in a process of its own."""
+    """The raw baseline (:func:`raw_snapshot`) into ``directory``, in a process of its own
+    (at the snapshotter's priority)."""
+    run_in_background()
     took.value = raw_snapshot(redis.Redis.from_url(url, decode_responses=True), Path(directory))
 
 

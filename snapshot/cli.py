@@ -29,6 +29,7 @@ from .fscheck import UnsafeFilesystem, check
 from .hermes import NotHermes, import_hermes
 from .job import ALL, SnapshotJob, boards_on_disk, db_for, list_boards
 from .lock import Locked, is_held, read_holder
+from .priority import BACKGROUND_NICE, run_in_background
 from .publisher import DEFAULT_KEEP, kept_copies
 from .reader import BoardReader
 from .restore import BoardExists, NoSoundSnapshot, RestoreResult, restore
@@ -104,6 +105,9 @@ keep_option = click.option("--keep", envvar="KANBAN_SNAPSHOT_KEEP", default=DEFA
                            type=click.IntRange(0, 1000), help="Earlier snapshots kept beside the file.")
 force_option = click.option("--force", is_flag=True,
                             help="Publish over a snapshot of another board history, or on an unsafe filesystem.")
+nice_option = click.option("--nice", envvar="KANBAN_SNAPSHOT_NICE", default=BACKGROUND_NICE, show_default=True,
+                           type=click.IntRange(0, 19),
+                           help="Run at this nice value or lower priority, so Redis and the gateways get the CPU first.")
 
 
 def _options(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -139,9 +143,10 @@ def _report(outcome: Outcome) -> None:
 
 
 @main.command()
-@_options(redis_option, board_option, all_option, db_option, keep_option, force_option)
-def now(redis_url: str | None, board: str, all_boards: bool, db: Path, keep: int, force: bool) -> None:
+@_options(redis_option, board_option, all_option, db_option, keep_option, force_option, nice_option)
+def now(redis_url: str | None, board: str, all_boards: bool, db: Path, keep: int, force: bool, nice: int) -> None:
     """Take and publish one snapshot (nothing is written when the board did not change)."""
+    run_in_background(nice)
     with _one_line():
         job = SnapshotJob(_client(redis_url), ALL if all_boards else board, db, keep=keep, force=force, warn=_warn)
         try:
@@ -152,12 +157,13 @@ def now(redis_url: str | None, board: str, all_boards: bool, db: Path, keep: int
 
 
 @main.command()
-@_options(redis_option, board_option, all_option, db_option, keep_option, force_option)
+@_options(redis_option, board_option, all_option, db_option, keep_option, force_option, nice_option)
 @click.option("--interval", envvar="KANBAN_SNAPSHOT_INTERVAL", default=60.0, show_default=True,
               type=click.FloatRange(min=0.01), help="Seconds between snapshots.")
-def run(redis_url: str | None, board: str, all_boards: bool, db: Path, keep: int, force: bool,
+def run(redis_url: str | None, board: str, all_boards: bool, db: Path, keep: int, force: bool, nice: int,
         interval: float) -> None:
     """Snapshot every INTERVAL seconds until SIGTERM/SIGINT, then take a final one."""
+    run_in_background(nice)
     with _one_line():
         job = SnapshotJob(_client(redis_url), ALL if all_boards else board, db, keep=keep, force=force, warn=_warn)
         logs.configure()

@@ -30,7 +30,9 @@ MOUNTINFO = """\
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> Any:
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    """``kanban-snapshot`` in this process (which ``now``/``run`` must not leave at a lower priority)."""
+    return CliRunner().invoke(main, list(args), env={"KANBAN_SNAPSHOT_NICE": "0", **(env or {})},
+                              catch_exceptions=False)
 
 
 @pytest.fixture
@@ -90,6 +92,24 @@ def test_all_boards_get_a_file_each(env: dict[str, str], real_redis: redis.Redis
     res = cli("restore", "--all-boards", env=env)
     assert res.exit_code == 0 and "alpha: restored 1" in res.output and "beta: restored 1" in res.output
     assert Board(real_redis, "beta").list()[0].title == "task of beta"
+
+
+#: Runs ``kanban-snapshot`` with the arguments given, then prints the nice value it left the process at.
+NICE_AFTER = ("import os, sys; from snapshot.cli import main; main(sys.argv[1:], standalone_mode=False);"
+              "print(os.getpriority(os.PRIO_PROCESS, 0))")
+
+
+@pytest.mark.parametrize("start, args, expected", [
+    (None, [], 10), (None, ["--nice", "0"], 0), (None, ["--nice", "19"], 19), (19, [], 19)])
+def test_now_runs_at_a_lower_cpu_priority(env: dict[str, str], start: int | None, args: list[str],
+                                          expected: int) -> None:
+    """At nice 10 by default (never at a higher priority than it was started at)."""
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    done = subprocess.run([sys.executable, "-c", NICE_AFTER, "now", *args], env={**os.environ, **env},
+                          preexec_fn=None if start is None else lambda: os.setpriority(os.PRIO_PROCESS, 0, start),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[-1]) == max(base, expected)
 
 
 def test_second_snapshotter_names_the_holder(env: dict[str, str], real_redis: redis.Redis, tmp_path: Path) -> None:

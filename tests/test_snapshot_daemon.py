@@ -56,6 +56,12 @@ def daemon(redis_url: str, db: Path, interval: float) -> Iterator[subprocess.Pop
         proc.stderr.close()  # type: ignore[union-attr]
 
 
+def nice_values(pid: int) -> list[int]:
+    """The nice value of each thread of process ``pid`` (field 19 of /proc/PID/task/TID/stat)."""
+    stats = [(Path(f"/proc/{pid}/task") / tid / "stat").read_text() for tid in os.listdir(f"/proc/{pid}/task")]
+    return [int(stat.rsplit(")", 1)[1].split()[16]) for stat in stats]
+
+
 def published_seq(db: Path, at_least: int, timeout: float = 20) -> int:
     """The seq of the snapshot at ``db`` once it reaches ``at_least`` (or what it is at the timeout)."""
     deadline = time.monotonic() + timeout
@@ -95,7 +101,8 @@ def test_final_snapshot_on_sigterm_and_refusal_exit(redis_url: str, real_redis: 
 
 
 def test_scheduled_ticks_publish_each_change(redis_url: str, real_redis: redis.Redis, tmp_path: Path) -> None:
-    """Ticks run on the scheduler's threads and share one working copy, kept open between them."""
+    """Ticks run on the scheduler's threads and share one working copy, kept open between them;
+    every thread of the daemon runs at nice 10."""
     db = tmp_path / "kanban.db"
     b = Board(real_redis, "t")
     b.create("first")
@@ -103,6 +110,8 @@ def test_scheduled_ticks_publish_each_change(redis_url: str, real_redis: redis.R
         for expected in range(1, 4):
             assert published_seq(db, expected) == expected and proc.poll() is None
             b.create(f"task {expected + 1}")
+        threads = nice_values(proc.pid)
+        assert len(threads) > 1 and set(threads) == {max(os.getpriority(os.PRIO_PROCESS, 0), 10)}
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
         assert proc.stderr is not None and "Error" not in proc.stderr.read()
