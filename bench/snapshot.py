@@ -15,6 +15,7 @@ size, and how much a full snapshot writes to disk (working copy and
 published file; Linux's /proc/self/io).
 
     python bench/snapshot.py --sizes 1000,10000,100000 [--repeat 3] [--redis-priority] [--ping-priority]
+    python bench/snapshot.py --sizes 1000,10000 --priority-ab 20   # the stall at nice 0 against nice 10
 
 On a 2-core machine Redis, the snapshot and the PING loop share the cores: a
 command that the kernel preempts lasts a scheduler tick (4 ms on a 250 Hz
@@ -34,11 +35,13 @@ the kernel for 50 ms, a stall of its own.)
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import multiprocessing as mp
 import os
 import shutil
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -54,7 +57,7 @@ import redis  # noqa: E402
 from kanban_redis import Board  # noqa: E402
 from kanban_redis.local import RedisServer  # noqa: E402
 from snapshot import schema  # noqa: E402
-from snapshot.priority import run_in_background  # noqa: E402
+from snapshot.priority import BACKGROUND_NICE, run_in_background  # noqa: E402
 from snapshot.restore import restore  # noqa: E402
 from snapshot.snapshotter import Snapshotter, take  # noqa: E402
 
@@ -97,9 +100,9 @@ def ping_loop(url: str, stop: Any, out: Any, pause: float, realtime: bool) -> No
     out[:] = [times[-1] * 1000, times[min(len(times) - 1, int(len(times) * 0.999))] * 1000]
 
 
-def timed_take(url: str, directory: str, took: Any) -> None:
+def timed_take(url: str, directory: str, took: Any, nice: int = BACKGROUND_NICE) -> None:
     """One full snapshot into ``directory``/kanban.db, in a process of its own (as kanban-snapshot runs)."""
-    run_in_background()
+    run_in_background(nice)
     client = redis.Redis.from_url(url, decode_responses=True)
     t0 = time.perf_counter()
     take(client, BOARD, Path(directory) / "kanban.db")
@@ -315,6 +318,30 @@ def bench(url: str, n: int, repeat: int = 1, realtime_ping: bool = False) -> dic
     return out
 
 
+def priority_ab(url: str, n: int, rounds: int) -> None:
+    """The paced PING loop's max during ``rounds`` full snapshots at nice 0 and as many at nice 10,
+    alternated (which goes first swaps every round); prints a line per nice value."""
+    r = redis.Redis.from_url(url, decode_responses=True)
+    r.flushdb()
+    populate(r, n)
+    arms: dict[int, Callable[[str, str, Any], None]] = {0: functools.partial(timed_take, nice=0),
+                                                        BACKGROUND_NICE: timed_take}
+    maxima: dict[int, list[float]] = {nice: [] for nice in arms}
+    took: dict[int, list[float]] = {nice: [] for nice in arms}
+    with tempfile.TemporaryDirectory(dir=Path.home()) as d:
+        runs = (Path(d) / f"run-{i}" for i in itertools.count())
+        for i in range(rounds):
+            for nice in sorted(arms, reverse=i % 2 == 1):
+                ping_max, _, seconds = pings(url, PING_PAUSE, arms[nice], next(runs))
+                maxima[nice].append(ping_max)
+                took[nice].append(seconds)
+                os.sync()
+    for nice, values in maxima.items():
+        print(f"| {n:,} | {nice} | {rounds} | {statistics.median(values):.2f} | {max(values):.2f} | "
+              f"{sum(v > 5 for v in values)} | {statistics.median(took[nice]):.3f} |", flush=True)
+    r.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
@@ -326,9 +353,19 @@ def main() -> None:
     parser.add_argument("--ping-priority", action="store_true",
                         help="run the paced PING loop at SCHED_FIFO (root): with --redis-priority, its figures are "
                              "what Redis itself does to a client that never waits for a core")
+    parser.add_argument("--priority-ab", type=int, metavar="ROUNDS",
+                        help="instead: the paced PING loop's max during ROUNDS full snapshots at nice 0 and as many "
+                             "at nice 10, alternated")
     args = parser.parse_args()
     if args.ping_priority and os.geteuid() != 0:
         sys.exit("--ping-priority needs root (SCHED_FIFO)")
+    if args.priority_ab:
+        print("| tasks | snapshot's nice | snapshots | PING max ms: median | max | over 5 ms | snapshot s, median |")
+        print("|---|---|---|---|---|---|---|")
+        with RedisServer() as server:
+            for n in (int(s) for s in args.sizes.split(",")):
+                priority_ab(server.url, n, args.priority_ab)
+        return
     print("| tasks | raw s | full s | full/raw | incr s: tick / now | incr/full: tick / now "
           "| PING max / p99.9 ms, paced: snapshot; raw; idle | PING max ms, back to back (idle) "
           "| cmd max / p99.9 ms | raw restore s | restore s | restore/raw | restore cmd max / p99.9 ms | file MB "

@@ -3,8 +3,9 @@
 On a machine with a few cores a snapshot (decoding pages of tasks, SQLite
 inserting them) competes with Redis for a core. At the same nice value a
 Redis that wakes for a gateway's command may wait for the snapshotter's
-time slice; at nice 10 the kernel hands Redis the core at once. A snapshot
-at nice 10 took no longer on an otherwise idle machine (bench/RESULTS.md).
+time slice; at nice 10 the kernel gives Redis the core first (a client's
+slowest reply during a snapshot of 1,000 tasks halved). A snapshot at nice
+10 took no longer on an otherwise idle machine (bench/RESULTS.md).
 """
 
 from __future__ import annotations
